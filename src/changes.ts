@@ -1,0 +1,47 @@
+const DELETED = Symbol('deleted')
+
+/**
+ * What one request did to a session's data, kept so that a commit that lost a
+ * compare-and-set can be replayed, key by key, onto the newer stored copy.
+ */
+export class ChangeLog {
+  #cleared = false
+  #writes = new Map<string, unknown>()
+
+  get empty (): boolean {
+    return !this.#cleared && this.#writes.size === 0
+  }
+
+  touches (key: string): boolean {
+    return this.#cleared || this.#writes.has(key)
+  }
+
+  set (key: string, value: unknown): void {
+    this.#writes.set(key, value)
+  }
+
+  delete (key: string): void {
+    this.#writes.set(key, DELETED)
+  }
+
+  /** A clear supersedes every earlier write of this request. */
+  clear (): void {
+    this.#cleared = true
+    this.#writes.clear()
+  }
+
+  reset (): void {
+    this.#cleared = false
+    this.#writes.clear()
+  }
+
+  /** Replays the log onto `base` (mutated and returned). */
+  applyTo (base: Record<string, unknown>): Record<string, unknown> {
+    const data = this.#cleared ? {} : base
+    for (const [key, value] of this.#writes) {
+      if (value === DELETED) delete data[key]
+      else data[key] = value
+    }
+    return data
+  }
+}

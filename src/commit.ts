@@ -1,0 +1,48 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { ChangeLog } from './changes.js'
+import type { SessionContext } from './context.js'
+import { SessionConflictError } from './errors.js'
+import type { SessionRecord } from './store.js'
+
+/** Compare-and-set attempts before a commit gives up with FST_SESS_CONFLICT. */
+export const MAX_ATTEMPTS = 10
+
+export interface PendingWrite {
+  key: string
+  data: Record<string, unknown>
+  version: number
+  createdAt: number
+  log: ChangeLog
+}
+
+/** The idle deadline, never past the absolute one. */
+export function expiryFor (ctx: SessionContext, now: number, createdAt: number): number {
+  return Math.min(now + ctx.options.idleMs, createdAt + ctx.options.absoluteMs)
+}
+
+/**
+ * Writes a session under compare-and-set and resolves conflicts by the configured
+ * policy: 'merge' replays this request's change log onto the newer copy, 'overwrite'
+ * writes this request's data over it, 'error' gives up at once.
+ */
+export async function writeRecord (ctx: SessionContext, pending: PendingWrite): Promise<SessionRecord> {
+  const { store, options } = ctx
+  let { data, version, createdAt } = pending
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const record = { data, version: version + 1, createdAt, expiresAt: expiryFor(ctx, Date.now(), createdAt) }
+    if (await store.set(pending.key, record, version)) return record
+    if (options.conflict === 'error') throw new SessionConflictError('a concurrent request changed this session first')
+    const latest = await store.get(pending.key)
+    if (latest === undefined && version !== 0) {
+      // Writing now would bring back a session that another request destroyed (logout, regenerate).
+      throw new SessionConflictError('a concurrent request destroyed this session')
+    }
+    if (latest !== undefined) {
+      ({ version, createdAt } = latest)
+      if (options.conflict === 'merge') data = pending.log.applyTo(latest.data)
+    }
+    // Another process is writing too: back off a little, more on each attempt.
+    if (attempt > 0) await sleep(Math.random() * 2 ** attempt)
+  }
+  throw new SessionConflictError(`gave up after ${MAX_ATTEMPTS} compare-and-set attempts`)
+}

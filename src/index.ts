@@ -1,0 +1,79 @@
+import fastifyCookie from '@fastify/cookie'
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import fp from 'fastify-plugin'
+import { createContext } from './context.js'
+import { loadSession } from './load.js'
+import { resolveOptions, type FastifySessionsOptions } from './options.js'
+import { commitSession, Session } from './session.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The session of this request; undefined on routes with `config: { session: false }`. */
+    session: Session
+  }
+  interface FastifyContextConfig {
+    /** `false` turns all session work off for the route. */
+    session?: boolean
+  }
+}
+
+const kSession = Symbol('fastify-sessions.session')
+const kReply = Symbol('fastify-sessions.reply')
+
+interface SessionSlots {
+  [kSession]: Session | null
+  [kReply]: FastifyReply | null
+}
+
+type SessionRequest = FastifyRequest & SessionSlots
+
+async function fastifySessionsPlugin (fastify: FastifyInstance, opts: FastifySessionsOptions): Promise<void> {
+  const options = resolveOptions(opts)
+  const ctx = createContext(options)
+  if (!fastify.hasDecorator('parseCookie')) await fastify.register(fastifyCookie)
+
+  fastify.decorateRequest(kSession, null)
+  fastify.decorateRequest(kReply, null)
+  fastify.decorateRequest('session', {
+    // A request that never reads its session never pays for one.
+    getter (this: FastifyRequest): Session {
+      const req = this as SessionRequest
+      const reply = req[kReply]
+      if (req[kSession] === null && reply !== null) req[kSession] = new Session(ctx, this, reply)
+      // Undefined only on routes that opted out: the declared type covers the common case.
+      return (req[kSession] ?? undefined) as Session
+    }
+  })
+
+  fastify.addHook('onRequest', function loadHook (request, reply, done: HookHandlerDoneFunction) {
+    const req = request as SessionRequest
+    if (request.routeOptions.config.session === false) return done()
+    req[kReply] = reply
+    const cookie = request.cookies[options.cookieName]
+    if (cookie === undefined) return done()
+    loadSession(ctx, request, reply, cookie).then((session) => {
+      if (session !== undefined) req[kSession] = session
+      done()
+    }, done)
+  })
+
+  fastify.addHook('onSend', function commitHook (request, reply, payload, done) {
+    const session = (request as SessionRequest)[kSession]
+    if (session === null) return done(null, payload)
+    commitSession(session).then(() => done(null, payload), done)
+  })
+
+  if (options.ownsStore) fastify.addHook('onClose', async () => options.store.close?.())
+}
+
+const fastifySessions = fp(fastifySessionsPlugin, { fastify: '5.x', name: 'fastify-sessions' })
+
+export default fastifySessions
+export { fastifySessions, Session }
+export * from './errors.js'
+export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
+export type { SessionData, SessionRecord, SessionStore } from './store.js'
+export type { ConflictPolicy, FastifySessionsOptions, SessionCookieOptions, SessionCryptoOptions } from './options.js'
+
+// CommonJS: require('fastify-sessions') is the plugin itself, carrying every export.
+module.exports = Object.assign(fastifySessions, exports)

@@ -1,0 +1,200 @@
+import { InvalidOptionError } from './errors.js'
+import type { SessionStore } from './store.js'
+import { MemoryStore } from './stores/memory.js'
+
+export type ConflictPolicy = 'merge' | 'error' | 'overwrite'
+
+/** Cookie attributes. `maxAge` is in seconds; without it the cookie lasts for the browser session. */
+export interface SessionCookieOptions {
+  path?: string
+  domain?: string
+  httpOnly?: boolean
+  /** `'auto'` sets Secure when the request arrived over https (honours `trustProxy`). */
+  secure?: boolean | 'auto'
+  sameSite?: 'lax' | 'strict' | 'none'
+  partitioned?: boolean
+  maxAge?: number
+}
+
+export interface SessionCryptoOptions {
+  offload?: 'auto' | 'always' | 'never'
+  threads?: number
+}
+
+/** Registration options. Every duration is in seconds. */
+export interface FastifySessionsOptions {
+  secret: string | readonly string[]
+  store?: SessionStore
+  cookieName?: string
+  cookie?: SessionCookieOptions
+  idleTimeout?: number
+  absoluteTimeout?: number
+  saveUninitialized?: boolean
+  rolling?: boolean
+  conflict?: ConflictPolicy
+  encryptAtRest?: boolean
+  crypto?: SessionCryptoOptions
+}
+
+export interface ResolvedCookie {
+  path: string
+  domain: string | undefined
+  httpOnly: boolean
+  secure: boolean | 'auto'
+  sameSite: 'lax' | 'strict' | 'none'
+  partitioned: boolean
+  maxAge: number | undefined
+}
+
+export interface ResolvedOptions {
+  secrets: string[]
+  store: SessionStore
+  ownsStore: boolean
+  cookieName: string
+  cookie: ResolvedCookie
+  idleMs: number
+  absoluteMs: number
+  touchAfterMs: number
+  saveUninitialized: boolean
+  rolling: boolean
+  conflict: ConflictPolicy
+  encryptAtRest: boolean
+  crypto: Required<SessionCryptoOptions>
+}
+
+export const DEFAULT_IDLE_TIMEOUT = 86_400
+export const DEFAULT_ABSOLUTE_TIMEOUT = 604_800
+export const MIN_SECRET_LENGTH = 32
+// The idle deadline moves only after this share of the idle window has passed, so
+// a busy user costs one cheap touch now and then instead of one per request.
+const TOUCH_FRACTION = 0.1
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+// Path and domain end up inside a Set-Cookie header: no separators or control characters.
+const ATTRIBUTE = /^[\x21-\x3a\x3c-\x7e]*$/
+const COOKIE_KEYS = new Set(['path', 'domain', 'httpOnly', 'secure', 'sameSite', 'partitioned', 'maxAge'])
+
+function fail (name: string, reason: string): never {
+  throw new InvalidOptionError(name, reason)
+}
+
+function oneOf<T extends string> (name: string, value: unknown, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback
+  if (!allowed.includes(value as T)) fail(name, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}`)
+  return value as T
+}
+
+function bool (name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') fail(name, 'must be a boolean')
+  return value
+}
+
+function seconds (name: string, value: unknown, fallback: number | undefined): number | undefined {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    fail(name, 'must be a positive number of seconds')
+  }
+  return value
+}
+
+function plainObject (name: string, value: unknown): Record<string, unknown> {
+  if (value === undefined) return {}
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) fail(name, 'must be an object')
+  return value as Record<string, unknown>
+}
+
+function secrets (value: unknown): string[] {
+  const list = typeof value === 'string' ? [value] : value
+  if (!Array.isArray(list) || list.length === 0) fail('secret', 'is required: a string or a non-empty array of strings')
+  list.forEach((secret, i) => {
+    if (typeof secret !== 'string' || secret.length < MIN_SECRET_LENGTH) {
+      fail('secret', `entry ${i} must be a string of at least ${MIN_SECRET_LENGTH} characters`)
+    }
+  })
+  return [...list]
+}
+
+function store (value: unknown): SessionStore | undefined {
+  if (value === undefined) return undefined
+  if (value === null || typeof value !== 'object') fail('store', 'must be a session store object')
+  const candidate = value as Record<string, unknown>
+  for (const method of ['get', 'set', 'destroy']) {
+    if (typeof candidate[method] !== 'function') fail('store', `is missing the method ${method}()`)
+  }
+  for (const method of ['touch', 'close']) {
+    if (candidate[method] !== undefined && typeof candidate[method] !== 'function') {
+      fail('store', `${method} must be a function when present`)
+    }
+  }
+  return value as SessionStore
+}
+
+function attribute (name: string, value: unknown, fallback: string | undefined): string | undefined {
+  if (value === undefined) return fallback
+  if (typeof value !== 'string' || value === '' || !ATTRIBUTE.test(value)) {
+    fail(name, 'must be a non-empty string without spaces, semicolons or control characters')
+  }
+  return value
+}
+
+function secure (value: unknown): boolean | 'auto' {
+  if (value === undefined || value === 'auto') return 'auto'
+  if (typeof value !== 'boolean') fail('cookie.secure', "must be true, false or 'auto'")
+  return value
+}
+
+function cookie (value: unknown): ResolvedCookie {
+  const given = plainObject('cookie', value)
+  for (const key of Object.keys(given)) {
+    if (!COOKIE_KEYS.has(key)) fail(`cookie.${key}`, 'is not a known cookie option')
+  }
+  const path = attribute('cookie.path', given.path, '/') as string
+  if (!path.startsWith('/')) fail('cookie.path', "must start with '/'")
+  const resolved: ResolvedCookie = {
+    path,
+    domain: attribute('cookie.domain', given.domain, undefined),
+    httpOnly: bool('cookie.httpOnly', given.httpOnly, true),
+    secure: secure(given.secure),
+    sameSite: oneOf('cookie.sameSite', given.sameSite, ['lax', 'strict', 'none'], 'lax'),
+    partitioned: bool('cookie.partitioned', given.partitioned, false),
+    maxAge: seconds('cookie.maxAge', given.maxAge, undefined)
+  }
+  if (resolved.secure === false && (resolved.sameSite === 'none' || resolved.partitioned)) {
+    fail('cookie.secure', "cannot be false with sameSite 'none' or partitioned: browsers drop such cookies")
+  }
+  return resolved
+}
+
+function cryptoOptions (value: unknown): Required<SessionCryptoOptions> {
+  const given = plainObject('crypto', value)
+  const threads = given.threads ?? 1
+  if (typeof threads !== 'number' || !Number.isInteger(threads) || threads < 1 || threads > 64) {
+    fail('crypto.threads', 'must be an integer from 1 to 64')
+  }
+  return { offload: oneOf('crypto.offload', given.offload, ['auto', 'always', 'never'], 'never'), threads }
+}
+
+/** Validates registration options once and fills in every default. */
+export function resolveOptions (raw: unknown): ResolvedOptions {
+  const opts = plainObject('options', raw) as Partial<FastifySessionsOptions>
+  const cookieName = opts.cookieName ?? 'sid'
+  if (typeof cookieName !== 'string' || !TOKEN.test(cookieName)) fail('cookieName', 'must be a valid cookie name token')
+  const idle = seconds('idleTimeout', opts.idleTimeout, DEFAULT_IDLE_TIMEOUT) as number
+  const resolved = {
+    secrets: secrets(opts.secret),
+    cookieName,
+    cookie: cookie(opts.cookie),
+    idleMs: idle * 1000,
+    absoluteMs: (seconds('absoluteTimeout', opts.absoluteTimeout, DEFAULT_ABSOLUTE_TIMEOUT) as number) * 1000,
+    touchAfterMs: idle * 1000 * TOUCH_FRACTION,
+    saveUninitialized: bool('saveUninitialized', opts.saveUninitialized, false),
+    rolling: bool('rolling', opts.rolling, false),
+    conflict: oneOf('conflict', opts.conflict, ['merge', 'error', 'overwrite'], 'merge'),
+    encryptAtRest: bool('encryptAtRest', opts.encryptAtRest, false),
+    crypto: cryptoOptions(opts.crypto)
+  }
+  const given = store(opts.store)
+  // The default store is created last, once every other option is known to be valid.
+  return { ...resolved, store: given ?? new MemoryStore(), ownsStore: given === undefined }
+}

@@ -1,0 +1,344 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { ChangeLog } from './changes.js'
+import { expiryFor, writeRecord } from './commit.js'
+import type { SessionContext } from './context.js'
+import { newSessionId, storeKey } from './crypto/ids.js'
+import { InvalidKeyError, NotSerializableError, SessionDestroyedError } from './errors.js'
+import type { SessionCookieOptions } from './options.js'
+import type { SessionData, SessionRecord } from './store.js'
+
+/** Key under which flash messages live in the session data. */
+export const FLASH_KEY = '__flash'
+
+type Flashes = Record<string, string[]>
+
+export interface LoadedSession {
+  id: string
+  key: string
+  record: SessionRecord
+  /** The cookie was signed with an older secret and must be re-issued. */
+  resign: boolean
+}
+
+const hasOwn = Object.hasOwn
+
+function checkKey (key: unknown): asserts key is string {
+  if (typeof key !== 'string' || key === '' || key === '__proto__') {
+    throw new InvalidKeyError(`${typeof key === 'string' ? `"${key}"` : `a ${typeof key}`} is not a usable session key`)
+  }
+}
+
+function serialize (key: string, value: unknown): string {
+  const kind = typeof value
+  if (kind === 'bigint' || kind === 'function' || kind === 'symbol') {
+    throw new NotSerializableError(key, `a ${kind} has no JSON form`)
+  }
+  try {
+    return JSON.stringify(value)
+  } catch (err) {
+    throw new NotSerializableError(key, (err as Error).message)
+  }
+}
+
+let commit: (session: Session) => Promise<void>
+
+/** Commits a session at the end of a request (the plugin's onSend hook). */
+export function commitSession (session: Session): Promise<void> {
+  return commit(session)
+}
+
+/**
+ * `request.session`. Data access is synchronous; everything that talks to the
+ * store returns a promise.
+ */
+export class Session {
+  #ctx: SessionContext
+  #request: FastifyRequest
+  #reply: FastifyReply
+  #id: string
+  #key: string | undefined
+  #data: Record<string, unknown> = {}
+  #version = 0
+  #createdAt = 0
+  #expiresAt = 0
+  #log = new ChangeLog()
+  #watched: Map<string, string> | undefined
+  #destroyed = false
+  #regenerated = false
+  #touchRequested = false
+  #cookieChanged: boolean
+  #cookieOptions: SessionCookieOptions | undefined
+
+  static {
+    commit = (session) => session.#commit()
+  }
+
+  /** @internal The plugin creates sessions; applications never need to. */
+  constructor (ctx: SessionContext, request: FastifyRequest, reply: FastifyReply, loaded?: LoadedSession) {
+    this.#ctx = ctx
+    this.#request = request
+    this.#reply = reply
+    if (loaded === undefined) {
+      this.#id = newSessionId()
+      this.#createdAt = Date.now()
+      this.#expiresAt = expiryFor(ctx, this.#createdAt, this.#createdAt)
+      this.#cookieChanged = false
+    } else {
+      this.#id = loaded.id
+      this.#key = loaded.key
+      this.#adopt(loaded.record)
+      this.#cookieChanged = loaded.resign
+    }
+  }
+
+  get id (): string {
+    return this.#id
+  }
+
+  /** True until the session has been stored once. */
+  get isNew (): boolean {
+    return this.#version === 0
+  }
+
+  get<K extends keyof SessionData & string> (key: K): SessionData[K] | undefined {
+    if (!hasOwn(this.#data, key)) return undefined
+    const value = this.#data[key]
+    if (value !== null && typeof value === 'object') this.#watch(key, value)
+    return value as SessionData[K]
+  }
+
+  set<K extends keyof SessionData & string> (key: K, value: SessionData[K] | undefined): void {
+    this.#usable('set')
+    checkKey(key)
+    if (value === undefined) return this.delete(key)
+    serialize(key, value)
+    this.#data[key] = value
+    this.#log.set(key, value)
+  }
+
+  delete (key: keyof SessionData & string): void {
+    this.#usable('delete')
+    if (!hasOwn(this.#data, key)) return
+    delete this.#data[key]
+    this.#log.delete(key)
+  }
+
+  has (key: keyof SessionData & string): boolean {
+    return hasOwn(this.#data, key)
+  }
+
+  clear (): void {
+    this.#usable('clear')
+    this.#data = {}
+    this.#log.clear()
+  }
+
+  /** A deep copy of all data; changing it changes nothing in the session. */
+  data (): Partial<SessionData> {
+    return structuredClone(this.#data) as Partial<SessionData>
+  }
+
+  /** Adds a one-shot message, readable once with `flashes()`. */
+  flash (type: string, message: string): void {
+    this.#usable('flash')
+    const all = { ...(this.#data[FLASH_KEY] as Flashes | undefined) }
+    all[type] = [...(all[type] ?? []), message]
+    this.set(FLASH_KEY, all)
+  }
+
+  /** Returns and removes the messages of one type, or of every type. */
+  flashes (type: string): string[]
+  flashes (): Flashes
+  flashes (type?: string): string[] | Flashes {
+    const all = (this.#data[FLASH_KEY] ?? {}) as Flashes
+    if (!hasOwn(this.#data, FLASH_KEY) || this.#destroyed) return type === undefined ? {} : []
+    if (type === undefined) {
+      this.delete(FLASH_KEY)
+      return all
+    }
+    const { [type]: taken = [], ...rest } = all
+    if (Object.keys(rest).length === 0) this.delete(FLASH_KEY)
+    else this.set(FLASH_KEY, rest)
+    return taken
+  }
+
+  /**
+   * Gives the session a new id (call it at login). The old record is destroyed now;
+   * data is kept, or only the keys listed in `keep`.
+   */
+  async regenerate (keep?: readonly string[]): Promise<void> {
+    this.#usable('regenerate')
+    if (keep !== undefined && (!Array.isArray(keep) || !keep.every((k) => typeof k === 'string'))) {
+      throw new InvalidKeyError('regenerate(keep) takes an array of key names')
+    }
+    if (this.#version > 0) await this.#destroyRecord()
+    if (keep !== undefined) this.#data = Object.fromEntries(Object.entries(this.#data).filter(([k]) => keep.includes(k)))
+    this.#id = newSessionId()
+    this.#key = undefined
+    this.#version = 0
+    this.#createdAt = Date.now()
+    this.#log.reset()
+    this.#watched = undefined
+    this.#regenerated = true
+    this.#cookieChanged = true
+  }
+
+  /** Removes the record and expires the cookie. Final for this request. */
+  async destroy (): Promise<void> {
+    if (this.#destroyed) return
+    if (this.#version > 0) await this.#destroyRecord()
+    this.#destroyed = true
+    this.#data = {}
+    this.#log.reset()
+    this.#watched = undefined
+    const { maxAge, ...attributes } = this.#cookie()
+    this.#reply.clearCookie(this.#ctx.options.cookieName, attributes)
+    this.#noStore()
+  }
+
+  /** Commits now, e.g. before a redirect or a streamed reply. */
+  async save (): Promise<void> {
+    this.#usable('save')
+    await this.#commit()
+  }
+
+  /** Drops uncommitted changes and re-reads the stored copy. */
+  async reload (): Promise<void> {
+    this.#usable('reload')
+    const record = this.#version > 0 ? await this.#ctx.store.get(this.#storeKey()) : undefined
+    this.#log.reset()
+    this.#watched = undefined
+    if (record !== undefined) return this.#adopt(record)
+    if (this.#version > 0) {
+      // The record is gone (expired or destroyed elsewhere); its id is never reused.
+      this.#id = newSessionId()
+      this.#key = undefined
+      this.#version = 0
+      this.#cookieChanged = true
+    }
+    this.#data = {}
+  }
+
+  /** Extends the idle deadline at the end of this request. */
+  touch (): void {
+    this.#usable('touch')
+    this.#touchRequested = true
+  }
+
+  /** Cookie attributes for this response only, e.g. a longer maxAge for "remember me". */
+  options (cookie: SessionCookieOptions): void {
+    this.#usable('options')
+    this.#cookieOptions = { ...this.#cookieOptions, ...cookie }
+    this.#cookieChanged = true
+  }
+
+  #usable (method: string): void {
+    if (this.#destroyed) throw new SessionDestroyedError(method)
+  }
+
+  #adopt (record: SessionRecord): void {
+    this.#data = record.data
+    this.#version = record.version
+    this.#createdAt = record.createdAt
+    this.#expiresAt = record.expiresAt
+  }
+
+  #storeKey (): string {
+    this.#key ??= storeKey(this.#id)
+    return this.#key
+  }
+
+  async #destroyRecord (): Promise<void> {
+    const key = this.#storeKey()
+    await this.#ctx.queue.run(key, () => this.#ctx.store.destroy(key))
+  }
+
+  // In-place changes to values handed out by get() are found by comparing JSON.
+  #watch (key: string, value: object): void {
+    if (this.#log.touches(key)) return
+    this.#watched ??= new Map()
+    if (!this.#watched.has(key)) this.#watched.set(key, serialize(key, value))
+  }
+
+  #detectMutations (): void {
+    if (this.#watched === undefined) return
+    for (const [key, before] of this.#watched) {
+      if (this.#log.touches(key) || !hasOwn(this.#data, key)) continue
+      const value = this.#data[key]
+      const after = serialize(key, value)
+      if (after === before) continue
+      this.#log.set(key, value)
+      // Later changes (after an explicit save()) are measured against what is stored now.
+      this.#watched.set(key, after)
+    }
+  }
+
+  #needsWrite (): boolean {
+    if (this.#regenerated) return true
+    if (this.#version === 0) return this.#ctx.options.saveUninitialized || Object.keys(this.#data).length > 0
+    return !this.#log.empty
+  }
+
+  async #commit (): Promise<void> {
+    if (this.#destroyed) return
+    this.#detectMutations()
+    let extended = false
+    if (this.#needsWrite()) {
+      await this.#write()
+      extended = true
+    } else if (this.#version > 0) {
+      extended = await this.#touch()
+    }
+    if (this.#version > 0 && this.#wantsCookie(extended)) this.#sendCookie()
+  }
+
+  async #write (): Promise<void> {
+    const key = this.#storeKey()
+    const pending = { key, data: this.#data, version: this.#version, createdAt: this.#createdAt, log: this.#log }
+    const record = await this.#ctx.queue.run(key, () => writeRecord(this.#ctx, pending))
+    if (this.#version === 0) this.#cookieChanged = true
+    this.#adopt(record)
+    this.#log.reset()
+    this.#regenerated = false
+    this.#touchRequested = false
+  }
+
+  async #touch (): Promise<boolean> {
+    const { store, options } = this.#ctx
+    const target = expiryFor(this.#ctx, Date.now(), this.#createdAt)
+    const gain = target - this.#expiresAt
+    const due = this.#touchRequested ? gain > 0 : gain >= options.touchAfterMs
+    if (!due || store.touch === undefined) return false
+    this.#touchRequested = false
+    try {
+      await store.touch(this.#storeKey(), target)
+    } catch (err) {
+      // Failing to extend the deadline must not fail a request that changed nothing.
+      this.#request.log.warn({ err }, 'fastify-sessions: could not extend the session expiry')
+      return false
+    }
+    this.#expiresAt = target
+    return true
+  }
+
+  #wantsCookie (extended: boolean): boolean {
+    if (this.#cookieChanged || this.#ctx.options.rolling) return true
+    return extended && this.#cookie().maxAge !== undefined
+  }
+
+  #cookie (): SessionCookieOptions & { secure: boolean } {
+    const merged = { ...this.#ctx.options.cookie, ...this.#cookieOptions }
+    const secure = merged.secure === 'auto' ? this.#request.protocol === 'https' : merged.secure === true
+    return { ...merged, secure }
+  }
+
+  #sendCookie (): void {
+    this.#reply.setCookie(this.#ctx.options.cookieName, this.#ctx.signer.sign(this.#id), this.#cookie())
+    this.#cookieChanged = false
+    this.#noStore()
+  }
+
+  #noStore (): void {
+    if (!this.#reply.hasHeader('cache-control')) this.#reply.header('cache-control', 'no-store')
+  }
+}

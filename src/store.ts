@@ -1,0 +1,33 @@
+// The contract every server-side store implements. Times are epoch milliseconds.
+
+/** One stored session. `version` starts at 1 and grows by one on every write. */
+export interface SessionRecord {
+  data: Record<string, unknown>
+  version: number
+  createdAt: number
+  expiresAt: number
+}
+
+/**
+ * A session backend. Keys are digests of session ids, never the ids themselves.
+ * `set` is a compare-and-set: it writes only when the stored version equals
+ * `expectedVersion` (0 means the key must not exist) and resolves false on a
+ * conflict. Promises reject only on real failures (network, disk, server).
+ */
+export interface SessionStore {
+  get(key: string): Promise<SessionRecord | undefined>
+  set(key: string, record: SessionRecord, expectedVersion: number): Promise<boolean>
+  destroy(key: string): Promise<void>
+  /** Moves the expiry of an existing record without rewriting its data. */
+  touch?(key: string, expiresAt: number): Promise<void>
+  /** Releases what the store itself opened (timers, files); never a client it was given. */
+  close?(): Promise<void>
+}
+
+/**
+ * Data kept in a session. Augment it to type `get` and `set`:
+ * `declare module 'fastify-sessions' { interface SessionData { userId: string } }`
+ */
+export interface SessionData {
+  [key: string]: unknown
+}

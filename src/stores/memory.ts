@@ -1,0 +1,96 @@
+import { parse } from 'secure-json-parse'
+import { InvalidOptionError } from '../errors.js'
+import type { SessionRecord, SessionStore } from '../store.js'
+
+export interface MemoryStoreOptions {
+  /** Most records kept; the least recently used goes first. Default 100000. */
+  max?: number
+  /** Seconds between sweeps of expired records. Default 60. */
+  sweepInterval?: number
+}
+
+interface Entry {
+  json: string
+  version: number
+  createdAt: number
+  expiresAt: number
+}
+
+/**
+ * A bounded in-process store for development, tests and single-process apps.
+ * Records are kept as JSON text so no request shares objects with another.
+ */
+export class MemoryStore implements SessionStore {
+  #entries = new Map<string, Entry>()
+  #max: number
+  #timer: NodeJS.Timeout
+
+  constructor (options: MemoryStoreOptions = {}) {
+    const { max = 100_000, sweepInterval = 60 } = options
+    if (!Number.isInteger(max) || max < 1) throw new InvalidOptionError('MemoryStore max', 'must be a positive integer')
+    if (typeof sweepInterval !== 'number' || !(sweepInterval > 0)) {
+      throw new InvalidOptionError('MemoryStore sweepInterval', 'must be a positive number of seconds')
+    }
+    this.#max = max
+    this.#timer = setInterval(() => this.#sweep(), sweepInterval * 1000).unref()
+  }
+
+  /** Number of live and not yet swept records. */
+  get size (): number {
+    return this.#entries.size
+  }
+
+  async get (key: string): Promise<SessionRecord | undefined> {
+    const entry = this.#live(key)
+    if (entry === undefined) return undefined
+    // Re-inserting marks the entry as most recently used.
+    this.#entries.delete(key)
+    this.#entries.set(key, entry)
+    const { json, version, createdAt, expiresAt } = entry
+    return { data: parse(json), version, createdAt, expiresAt }
+  }
+
+  async set (key: string, record: SessionRecord, expectedVersion: number): Promise<boolean> {
+    const json = JSON.stringify(record.data)
+    if ((this.#live(key)?.version ?? 0) !== expectedVersion) return false
+    this.#entries.delete(key)
+    this.#entries.set(key, { json, version: record.version, createdAt: record.createdAt, expiresAt: record.expiresAt })
+    if (this.#entries.size > this.#max) this.#evictOldest()
+    return true
+  }
+
+  async destroy (key: string): Promise<void> {
+    this.#entries.delete(key)
+  }
+
+  async touch (key: string, expiresAt: number): Promise<void> {
+    const entry = this.#live(key)
+    if (entry !== undefined) entry.expiresAt = expiresAt
+  }
+
+  async close (): Promise<void> {
+    clearInterval(this.#timer)
+    this.#entries.clear()
+  }
+
+  #live (key: string): Entry | undefined {
+    const entry = this.#entries.get(key)
+    if (entry !== undefined && entry.expiresAt <= Date.now()) {
+      this.#entries.delete(key)
+      return undefined
+    }
+    return entry
+  }
+
+  #evictOldest (): void {
+    const oldest = this.#entries.keys().next()
+    if (oldest.done !== true) this.#entries.delete(oldest.value)
+  }
+
+  #sweep (): void {
+    const now = Date.now()
+    for (const [key, entry] of this.#entries) {
+      if (entry.expiresAt <= now) this.#entries.delete(key)
+    }
+  }
+}
