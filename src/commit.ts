@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { ChangeLog } from './changes.js'
-import type { SessionContext } from './context.js'
-import { SessionConflictError } from './errors.js'
-import type { SessionRecord } from './store.js'
+import type { ChangeLog } from './changes'
+import type { SessionContext } from './context'
+import { SessionConflictError } from './errors'
+import type { SessionRecord } from './store'
 
 /** Compare-and-set attempts before a commit gives up with FST_SESS_CONFLICT. */
 export const MAX_ATTEMPTS = 10

@@ -1,8 +1,8 @@
-import { CookieSigner } from './crypto/signer.js'
-import { StoreUnavailableError } from './errors.js'
-import type { ResolvedOptions } from './options.js'
-import { KeyedQueue } from './queue.js'
-import type { SessionStore } from './store.js'
+import { CookieSigner } from './crypto/signer'
+import { StoreUnavailableError } from './errors'
+import type { ResolvedOptions } from './options'
+import { KeyedQueue } from './queue'
+import type { SessionStore } from './store'
 
 /** What every session of one plugin registration shares. */
 export interface SessionContext {

@@ -1,10 +1,10 @@
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
-import { createContext } from './context.js'
-import { loadSession } from './load.js'
-import { resolveOptions, type FastifySessionsOptions } from './options.js'
-import { commitSession, Session } from './session.js'
+import { createContext } from './context'
+import { loadSession } from './load'
+import { resolveOptions, type FastifySessionsOptions } from './options'
+import { commitSession, Session } from './session'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -70,10 +70,10 @@ const fastifySessions = fp(fastifySessionsPlugin, { fastify: '5.x', name: 'fasti
 
 export default fastifySessions
 export { fastifySessions, Session }
-export * from './errors.js'
-export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
-export type { SessionData, SessionRecord, SessionStore } from './store.js'
-export type { ConflictPolicy, FastifySessionsOptions, SessionCookieOptions, SessionCryptoOptions } from './options.js'
+export * from './errors'
+export { MemoryStore, type MemoryStoreOptions } from './stores/memory'
+export type { SessionData, SessionRecord, SessionStore } from './store'
+export type { ConflictPolicy, FastifySessionsOptions, SessionCookieOptions, SessionCryptoOptions } from './options'
 
 // CommonJS: require('fastify-sessions') is the plugin itself, carrying every export.
 module.exports = Object.assign(fastifySessions, exports)

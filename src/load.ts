@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { SessionContext } from './context.js'
-import { storeKey } from './crypto/ids.js'
-import { Session } from './session.js'
+import type { SessionContext } from './context'
+import { storeKey } from './crypto/ids'
+import { Session } from './session'
 
 function reject (request: FastifyRequest, reason: string): undefined {
   // The raw cookie and id are never logged; the reason is enough to debug.

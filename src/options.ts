@@ -1,6 +1,6 @@
-import { InvalidOptionError } from './errors.js'
-import type { SessionStore } from './store.js'
-import { MemoryStore } from './stores/memory.js'
+import { InvalidOptionError } from './errors'
+import type { SessionStore } from './store'
+import { MemoryStore } from './stores/memory'
 
 export type ConflictPolicy = 'merge' | 'error' | 'overwrite'
 

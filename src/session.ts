@@ -1,11 +1,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { ChangeLog } from './changes.js'
-import { expiryFor, writeRecord } from './commit.js'
-import type { SessionContext } from './context.js'
-import { newSessionId, storeKey } from './crypto/ids.js'
-import { InvalidKeyError, NotSerializableError, SessionDestroyedError } from './errors.js'
-import type { SessionCookieOptions } from './options.js'
-import type { SessionData, SessionRecord } from './store.js'
+import { ChangeLog } from './changes'
+import { expiryFor, writeRecord } from './commit'
+import type { SessionContext } from './context'
+import { newSessionId, storeKey } from './crypto/ids'
+import { InvalidKeyError, NotSerializableError, SessionDestroyedError } from './errors'
+import type { SessionCookieOptions } from './options'
+import type { SessionData, SessionRecord } from './store'
 
 /** Key under which flash messages live in the session data. */
 export const FLASH_KEY = '__flash'

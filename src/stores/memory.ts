@@ -1,6 +1,6 @@
 import { parse } from 'secure-json-parse'
-import { InvalidOptionError } from '../errors.js'
-import type { SessionRecord, SessionStore } from '../store.js'
+import { InvalidOptionError } from '../errors'
+import type { SessionRecord, SessionStore } from '../store'
 
 export interface MemoryStoreOptions {
   /** Most records kept; the least recently used goes first. Default 100000. */

@@ -1,0 +1,56 @@
+import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { MemoryStore } from '../src/index'
+import { record, storeConformance, uniqueKey } from './helpers/conformance'
+
+storeConformance(t, 'MemoryStore', {
+  make: async () => {
+    const store = new MemoryStore()
+    return { store, close: () => store.close() }
+  },
+  shortTtlMs: 50
+})
+
+t.test('evicts the least recently used record past max', async (t) => {
+  const store = new MemoryStore({ max: 3 })
+  t.teardown(() => store.close())
+  const keys = [uniqueKey(), uniqueKey(), uniqueKey(), uniqueKey()]
+  for (const key of keys.slice(0, 3)) await store.set(key, record({ key }), 0)
+  await store.get(keys[0])
+  await store.set(keys[3], record({}), 0)
+  t.equal(store.size, 3)
+  t.equal(await store.get(keys[1]), undefined, 'least recently used went first')
+  t.ok(await store.get(keys[0]), 'recently read survives')
+})
+
+t.test('sweeps expired records in the background', async (t) => {
+  const store = new MemoryStore({ sweepInterval: 0.02 })
+  t.teardown(() => store.close())
+  await store.set(uniqueKey(), record({}, 1, 10), 0)
+  await store.set(uniqueKey(), record({}, 1, 60_000), 0)
+  await sleep(80)
+  t.equal(store.size, 1)
+})
+
+t.test('stored data is a copy, not shared', async (t) => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  const key = uniqueKey()
+  const data = { list: [1] }
+  await store.set(key, record(data), 0)
+  data.list.push(2)
+  const read = await store.get(key)
+  t.same(read?.data, { list: [1] })
+})
+
+t.test('rejects bad options by name', async (t) => {
+  t.throws(() => new MemoryStore({ max: 0 }), { code: 'FST_SESS_INVALID_OPTION', message: /max/ })
+  t.throws(() => new MemoryStore({ sweepInterval: -1 }), { code: 'FST_SESS_INVALID_OPTION', message: /sweepInterval/ })
+})
+
+t.test('close stops the sweep and empties the store', async (t) => {
+  const store = new MemoryStore()
+  await store.set(uniqueKey(), record({}), 0)
+  await store.close()
+  t.equal(store.size, 0)
+})
