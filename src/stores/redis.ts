@@ -1,0 +1,154 @@
+import { createHash } from 'node:crypto'
+import type { Cluster, Redis } from 'ioredis'
+import { parse } from 'secure-json-parse'
+import { InvalidOptionError, StoreUnavailableError } from '../errors'
+import type { SessionRecord, SessionStore } from '../store'
+
+/** Turns session data into one string and back. */
+export interface RedisSerializer {
+  stringify (data: Record<string, unknown>): string
+  parse (text: string): Record<string, unknown>
+}
+
+export interface RedisStoreOptions {
+  /** An ioredis client (standalone, Sentinel or Cluster) that you built and that you close. */
+  client: Redis | Cluster
+  /** Put before every key. Default `'sess:'`. */
+  prefix?: string
+  /** Encodes the session data. Default JSON, parsed with prototype-poisoning protection. */
+  serializer?: RedisSerializer
+  /** Seconds to wait for Redis before an operation fails. Default 2. */
+  commandTimeout?: number
+}
+
+// The commands this store sends. Typed structurally so both Redis and Cluster fit
+// and any client offering the same methods works at runtime.
+interface Commands {
+  evalsha (sha: string, keys: number, ...args: Array<string | number>): Promise<unknown>
+  eval (script: string, keys: number, ...args: Array<string | number>): Promise<unknown>
+  hmget (key: string, ...fields: string[]): Promise<Array<string | null>>
+  del (key: string): Promise<number>
+}
+
+interface Script {
+  lua: string
+  sha: string
+}
+
+// A record is one hash (v: version, c: createdAt, e: expiresAt, d: data), so every
+// operation touches one key and runs unchanged on Cluster. A hash rather than one JSON
+// string lets the scripts read the version and move the expiry without decoding or
+// rewriting the data, however large it is.
+function script (lua: string): Script {
+  return { lua, sha: createHash('sha1').update(lua).digest('hex') }
+}
+
+// HGET answers false for a missing key, which reads as version 0.
+const COMPARE_AND_SET = script(`
+if (redis.call('HGET', KEYS[1], 'v') or '0') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'c', ARGV[3], 'e', ARGV[4], 'd', ARGV[5])
+redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+return 1`)
+
+// Checked first: a PEXPIREAT in the past deletes the key, and a HSET after it would
+// bring back a record without data.
+const TOUCH = script(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'e', ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1`)
+
+const JSON_SERIALIZER: RedisSerializer = { stringify: JSON.stringify, parse: (text) => parse(text) }
+// setTimeout cannot wait longer than this many milliseconds.
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+function fail (name: string, reason: string): never {
+  throw new InvalidOptionError(`RedisStore ${name}`, reason)
+}
+
+function hasMethods (value: unknown, names: string[]): boolean {
+  if (value === null || typeof value !== 'object') return false
+  return names.every((name) => typeof (value as Record<string, unknown>)[name] === 'function')
+}
+
+function validate (options: RedisStoreOptions): Required<RedisStoreOptions> {
+  if (options === null || typeof options !== 'object') fail('options', 'must be an object with a client')
+  const { client, prefix = 'sess:', serializer = JSON_SERIALIZER, commandTimeout = 2 } = options
+  if (!hasMethods(client, ['evalsha', 'eval', 'hmget', 'del'])) fail('client', 'must be an ioredis Redis or Cluster instance')
+  if (typeof prefix !== 'string') fail('prefix', 'must be a string')
+  if (!hasMethods(serializer, ['stringify', 'parse'])) fail('serializer', 'must be an object with stringify() and parse()')
+  const ms = commandTimeout * 1000
+  if (typeof commandTimeout !== 'number' || !(ms > 0 && ms <= MAX_TIMER_MS)) {
+    fail('commandTimeout', 'must be a positive number of seconds, at most 2147483')
+  }
+  return { client, prefix, serializer, commandTimeout }
+}
+
+/**
+ * Sessions in Redis: standalone, Sentinel or Cluster. Writes are compare-and-set
+ * Lua scripts, expiries are absolute (PEXPIREAT), and no operation waits on Redis
+ * longer than `commandTimeout`.
+ */
+export class RedisStore implements SessionStore {
+  #client: Commands
+  #prefix: string
+  #serializer: RedisSerializer
+  #timeoutMs: number
+
+  constructor (options: RedisStoreOptions) {
+    const valid = validate(options)
+    this.#client = valid.client as unknown as Commands
+    this.#prefix = valid.prefix
+    this.#serializer = valid.serializer
+    this.#timeoutMs = valid.commandTimeout * 1000
+  }
+
+  async get (key: string): Promise<SessionRecord | undefined> {
+    const [version, createdAt, expiresAt, data] = await this.#bounded('get', this.#client.hmget(this.#prefix + key, 'v', 'c', 'e', 'd'))
+    // Redis drops the key at its expiry, so a present record is a live one.
+    if (data === null) return undefined
+    return { data: this.#serializer.parse(data), version: Number(version), createdAt: Number(createdAt), expiresAt: Number(expiresAt) }
+  }
+
+  async set (key: string, record: SessionRecord, expectedVersion: number): Promise<boolean> {
+    const { version, createdAt, expiresAt } = record
+    const data = this.#serializer.stringify(record.data)
+    const args = [expectedVersion, version, createdAt, expiresAt, data]
+    return await this.#bounded('set', this.#run(COMPARE_AND_SET, key, args)) === 1
+  }
+
+  async destroy (key: string): Promise<void> {
+    await this.#bounded('destroy', this.#client.del(this.#prefix + key))
+  }
+
+  async touch (key: string, expiresAt: number): Promise<void> {
+    await this.#bounded('touch', this.#run(TOUCH, key, [expiresAt]))
+  }
+
+  /** Nothing to release: the client belongs to whoever built it. */
+  async close (): Promise<void> {}
+
+  // The script cache can be flushed (SCRIPT FLUSH, restart, failover to a fresh
+  // replica); EVAL then runs the script and caches it again for the next EVALSHA.
+  async #run (code: Script, key: string, args: Array<string | number>): Promise<unknown> {
+    const fullKey = this.#prefix + key
+    try {
+      return await this.#client.evalsha(code.sha, 1, fullKey, ...args)
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
+      return await this.#client.eval(code.lua, 1, fullKey, ...args)
+    }
+  }
+
+  // The user built the client, possibly with an offline queue and endless retries:
+  // this bound is what keeps a request from hanging on a dead Redis.
+  #bounded<T> (operation: string, pending: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        reject(new StoreUnavailableError(`Redis did not answer ${operation} within ${this.#timeoutMs / 1000} s`))
+      }, this.#timeoutMs)
+    })
+    return Promise.race([pending, timeout]).finally(() => clearTimeout(timer))
+  }
+}
