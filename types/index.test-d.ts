@@ -1,0 +1,82 @@
+import Fastify from 'fastify'
+import { expectAssignable, expectError, expectType } from 'tsd'
+import fastifySessions, {
+  MemoryStore,
+  Session,
+  type FastifySessionsOptions,
+  type SessionRecord,
+  type SessionStore
+} from '..'
+
+declare module '..' {
+  interface SessionData {
+    userId: string
+    cart: string[]
+  }
+}
+
+const app = Fastify()
+
+// Registration options
+app.register(fastifySessions, { secret: 'x'.repeat(32) })
+app.register(fastifySessions, {
+  secret: ['current'.repeat(8), 'previous'.repeat(8)],
+  store: new MemoryStore({ max: 1000, sweepInterval: 30 }),
+  cookieName: 'sid',
+  cookie: { path: '/', domain: 'example.com', httpOnly: true, secure: 'auto', sameSite: 'strict', partitioned: false, maxAge: 3600 },
+  idleTimeout: 1800,
+  absoluteTimeout: 86400,
+  saveUninitialized: false,
+  rolling: true,
+  conflict: 'error',
+  encryptAtRest: false,
+  crypto: { offload: 'never', threads: 2 }
+})
+expectError(app.register(fastifySessions, {}))
+expectError(app.register(fastifySessions, { secret: 'x'.repeat(32), conflict: 'ignore' }))
+expectError(app.register(fastifySessions, { secret: 'x'.repeat(32), cookie: { sameSite: 'sometimes' } }))
+expectError(app.register(fastifySessions, { secret: 'x'.repeat(32), idleTimeout: '1h' }))
+
+// Typed data through declaration merging
+app.get('/', async (request) => {
+  const session = request.session
+  expectType<Session>(session)
+  expectType<string>(session.id)
+  expectType<boolean>(session.isNew)
+  expectType<string | undefined>(session.get('userId'))
+  expectType<string[] | undefined>(session.get('cart'))
+  expectType<unknown>(session.get('anything-else'))
+  session.set('userId', 'u1')
+  session.set('cart', ['a'])
+  session.set('userId', undefined)
+  expectError(session.set('cart', 1))
+  expectError(session.set('userId', 42))
+  expectType<boolean>(session.has('cart'))
+  session.delete('cart')
+  session.clear()
+  expectAssignable<{ userId?: string }>(session.data())
+  session.flash('info', 'saved')
+  expectType<string[]>(session.flashes('info'))
+  expectType<Record<string, string[]>>(session.flashes())
+  expectType<Promise<void>>(session.regenerate())
+  expectType<Promise<void>>(session.regenerate(['cart']))
+  expectType<Promise<void>>(session.destroy())
+  expectType<Promise<void>>(session.save())
+  expectType<Promise<void>>(session.reload())
+  session.touch()
+  session.options({ maxAge: 60, sameSite: 'lax' })
+  expectError(session.options({ sameSite: 'sometimes' }))
+  return 'ok'
+})
+
+// Route opt-out
+app.get('/health', { config: { session: false } }, async () => 'ok')
+
+// A custom store that satisfies the contract
+class MyStore implements SessionStore {
+  async get (key: string): Promise<SessionRecord | undefined> { return key === '' ? undefined : undefined }
+  async set (_key: string, _record: SessionRecord, expectedVersion: number): Promise<boolean> { return expectedVersion === 0 }
+  async destroy (_key: string): Promise<void> {}
+}
+app.register(fastifySessions, { secret: 'x'.repeat(32), store: new MyStore() })
+expectError(app.register(fastifySessions, { secret: 'x'.repeat(32), store: { get: async () => undefined } }))
