@@ -87,5 +87,5 @@ for (const [title, options, message] of bad) {
 t.test('a bad option fails registration with the option name', async (t) => {
   const app = Fastify()
   app.register(fastifySessions, { secret: 'too short' })
-  await t.rejects(app.ready(), { code: 'FST_SESS_INVALID_OPTION', message: /"secret"/ })
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_SESS_INVALID_OPTION', message: /"secret"/ })
 })

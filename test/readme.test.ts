@@ -8,8 +8,8 @@ const readme = readFileSync(join(__dirname, '..', 'README.md'), 'utf8')
 t.test('README lists exactly the error codes of src/errors.ts', async (t) => {
   const section = readme.split('## Errors')[1]?.split('\n## ')[0] ?? ''
   const documented = [...section.matchAll(/^\| `(FST_SESS_[A-Z_]+)` \| (\d{3}) \|/gm)].map((m) => `${m[1]} ${m[2]}`).sort()
-  const errors = Object.values(api).filter((v): v is new () => Error & { code: string, statusCode: number } =>
-    typeof v === 'function' && /Error$/.test(v.name))
+  type ErrorClass = new () => Error & { code: string, statusCode: number }
+  const errors = Object.values(api).filter((v) => typeof v === 'function' && /Error$/.test(v.name)) as unknown as ErrorClass[]
   const actual = errors.map((E) => { const e = new E(); return `${e.code} ${e.statusCode}` }).sort()
   t.ok(actual.length >= 6)
   t.same(documented, actual)

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type LightMyRequestResponse } from 'fastify'
 import fastifySessions, { type FastifySessionsOptions } from '../../src/index'
 
 export const SECRET = 'a-test-secret-that-is-long-enough-0001'
@@ -8,9 +8,9 @@ export const OLD_SECRET = 'an-older-secret-that-is-long-enough-02'
 export async function build (
   options: Partial<FastifySessionsOptions> = {},
   routes: (app: FastifyInstance) => void = () => {},
-  fastifyOptions: Parameters<typeof Fastify>[0] = {}
+  fastifyOptions: FastifyServerOptions = {}
 ): Promise<FastifyInstance> {
-  const app = Fastify(fastifyOptions)
+  const app: FastifyInstance = Fastify(fastifyOptions)
   await app.register(fastifySessions, { secret: SECRET, ...options })
   routes(app)
   await app.ready()
