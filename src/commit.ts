@@ -41,8 +41,21 @@ export async function writeRecord (ctx: SessionContext, pending: PendingWrite): 
       ({ version, createdAt } = latest)
       if (options.conflict === 'merge') data = pending.log.applyTo(latest.data)
     }
-    // Another process is writing too: back off a little, more on each attempt.
-    if (attempt > 0) await sleep(Math.random() * 2 ** attempt)
+    await backoff(attempt)
+  }
+  throw new SessionConflictError(`gave up after ${MAX_ATTEMPTS} compare-and-set attempts`)
+}
+
+// Another process is writing too: back off a little, more on each attempt.
+async function backoff (attempt: number): Promise<void> {
+  if (attempt > 0) await sleep(Math.random() * 2 ** attempt)
+}
+
+/** Runs `attempt` until it reports success, bounded like every compare-and-set loop. */
+export async function retry (attempt: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < MAX_ATTEMPTS; i++) {
+    if (await attempt()) return
+    await backoff(i)
   }
   throw new SessionConflictError(`gave up after ${MAX_ATTEMPTS} compare-and-set attempts`)
 }

@@ -1,9 +1,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ChangeLog } from './changes'
-import { expiryFor, writeRecord } from './commit'
+import { expiryFor, retry, writeRecord } from './commit'
 import type { SessionContext } from './context'
 import { newSessionId, storeKey } from './crypto/ids'
-import { InvalidKeyError, NotSerializableError, SessionDestroyedError } from './errors'
+import { InvalidKeyError, NotSerializableError, SessionConflictError, SessionDestroyedError } from './errors'
 import type { SessionCookieOptions } from './options'
 import type { SessionData, SessionRecord } from './store'
 
@@ -202,6 +202,19 @@ export class Session {
     await this.#commit()
   }
 
+  /**
+   * Atomic read-modify-write, for values computed from the stored value (counters, lists).
+   * Commits pending changes, then runs `fn` on the latest stored copy and commits its
+   * changes under compare-and-set, running `fn` again on the newer copy after a conflict.
+   * `fn` must not call save() or update() itself.
+   */
+  async update (fn: (session: this) => void | Promise<void>): Promise<void> {
+    this.#usable('update')
+    await this.#commit()
+    const key = this.#storeKey()
+    await this.#ctx.queue.run(key, () => retry(() => this.#updateOnce(key, fn)))
+  }
+
   /** Drops uncommitted changes and re-reads the stored copy. */
   async reload (): Promise<void> {
     this.#usable('reload')
@@ -295,12 +308,33 @@ export class Session {
   async #write (): Promise<void> {
     const key = this.#storeKey()
     const pending = { key, data: this.#data, version: this.#version, createdAt: this.#createdAt, log: this.#log }
-    const record = await this.#ctx.queue.run(key, () => writeRecord(this.#ctx, pending))
+    this.#written(await this.#ctx.queue.run(key, () => writeRecord(this.#ctx, pending)))
+  }
+
+  #written (record: SessionRecord): void {
     if (this.#version === 0) this.#cookieChanged = true
     this.#adopt(record)
     this.#log.reset()
     this.#regenerated = false
     this.#touchRequested = false
+  }
+
+  async #updateOnce (key: string, fn: (session: this) => void | Promise<void>): Promise<boolean> {
+    if (this.#version > 0) {
+      const latest = await this.#ctx.store.get(key)
+      if (latest === undefined) throw new SessionConflictError('a concurrent request destroyed this session')
+      this.#adopt(latest)
+    }
+    this.#log.reset()
+    this.#watched = undefined
+    await fn(this)
+    this.#detectMutations()
+    if (!this.#needsWrite()) return true
+    const version = this.#version
+    const record = { data: this.#data, version: version + 1, createdAt: this.#createdAt, expiresAt: expiryFor(this.#ctx, Date.now(), this.#createdAt) }
+    if (!(await this.#ctx.store.set(key, record, version))) return false
+    this.#written(record)
+    return true
   }
 
   async #touch (): Promise<boolean> {

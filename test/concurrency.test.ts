@@ -1,0 +1,164 @@
+import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { MemoryStore } from '../src/index'
+import { build, sessionCookie } from './helpers/app'
+
+const jitter = () => sleep(Math.random() * 8)
+
+function routes (app: FastifyInstance): void {
+  app.get('/seed', async (req) => { req.session.set('a', 1); req.session.set('counter', 0); return 'ok' })
+  app.get('/dump', async (req) => req.session.data())
+  app.post('/set/:key', async (req) => {
+    await jitter()
+    req.session.set((req.params as { key: string }).key, true)
+    return 'ok'
+  })
+  app.post('/delete/:key', async (req) => {
+    await jitter()
+    req.session.delete((req.params as { key: string }).key)
+    return 'ok'
+  })
+  app.post('/clear', async (req) => { req.session.clear(); return 'ok' })
+  app.post('/slow-clear', async (req) => { req.session.clear(); await sleep(30); return 'ok' })
+  app.post('/slow-set/:key', async (req) => {
+    req.session.set((req.params as { key: string }).key, true)
+    await sleep(30)
+    return 'ok'
+  })
+  app.post('/increment', async (req) => {
+    await jitter()
+    await req.session.update((s) => { s.set('counter', (s.get('counter') as number) + 1) })
+    return 'ok'
+  })
+  app.post('/push', async (req) => {
+    await jitter()
+    await req.session.update((s) => {
+      const list = s.get('list') as number[] | undefined
+      if (list === undefined) s.set('list', [1])
+      else list.push(list.length + 1)
+    })
+    return 'ok'
+  })
+}
+
+async function setup (t: tap.Test, options = {}) {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  const app = await build({ store, ...options }, routes)
+  t.teardown(() => app.close())
+  const cookie = sessionCookie(await app.inject('/seed')) as string
+  return { app, store, cookie }
+}
+
+const post = (app: FastifyInstance, url: string, cookie: string) => app.inject({ method: 'POST', url, headers: { cookie } })
+const dump = async (app: FastifyInstance, cookie: string) => (await app.inject({ url: '/dump', headers: { cookie } })).json()
+
+t.test('200 concurrent requests each setting its own key: all 200 keys survive', async (t) => {
+  const { app, cookie } = await setup(t)
+  const results = await Promise.all(Array.from({ length: 200 }, (_, i) => post(app, `/set/k${i}`, cookie)))
+  t.same(results.map((r) => r.statusCode).filter((s) => s !== 200), [])
+  const data = await dump(app, cookie)
+  t.equal(Object.keys(data).filter((k) => k.startsWith('k')).length, 200)
+  t.equal(data.a, 1, 'an untouched key keeps its value')
+})
+
+t.test('200 concurrent update() increments: the counter is exactly 200', async (t) => {
+  const { app, cookie } = await setup(t)
+  const results = await Promise.all(Array.from({ length: 200 }, () => post(app, '/increment', cookie)))
+  t.same(results.map((r) => r.statusCode).filter((s) => s !== 200), [])
+  t.equal((await dump(app, cookie)).counter, 200)
+})
+
+t.test('update() across two processes sharing a store: compare-and-set retries lose nothing', async (t) => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  // Two plugin instances share no in-process queue, like two servers behind a load balancer.
+  const one = await build({ store }, routes)
+  const two = await build({ store }, routes)
+  t.teardown(() => one.close())
+  t.teardown(() => two.close())
+  const cookie = sessionCookie(await one.inject('/seed')) as string
+  const results = await Promise.all(Array.from({ length: 60 }, (_, i) => post(i % 2 === 0 ? one : two, '/increment', cookie)))
+  t.same(results.map((r) => r.statusCode).filter((s) => s !== 200), [])
+  t.equal((await dump(one, cookie)).counter, 60)
+  const keys = await Promise.all(Array.from({ length: 60 }, (_, i) => post(i % 2 === 0 ? one : two, `/set/p${i}`, cookie)))
+  t.same(keys.map((r) => r.statusCode).filter((s) => s !== 200), [])
+  t.equal(Object.keys(await dump(two, cookie)).filter((k) => k.startsWith('p')).length, 60)
+})
+
+t.test('update() with in-place changes appends without losing items', async (t) => {
+  const { app, cookie } = await setup(t)
+  await Promise.all(Array.from({ length: 50 }, () => post(app, '/push', cookie)))
+  t.same((await dump(app, cookie)).list, Array.from({ length: 50 }, (_, i) => i + 1))
+})
+
+t.test('update() on a new session creates it and sends the cookie', async (t) => {
+  const { app } = await setup(t)
+  const res = await app.inject({ method: 'POST', url: '/push' })
+  const cookie = sessionCookie(res) as string
+  t.ok(cookie)
+  t.same((await dump(app, cookie)).list, [1])
+})
+
+t.test('update() that changes nothing writes nothing', async (t) => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  let writes = 0
+  const counting = { get: store.get.bind(store), destroy: store.destroy.bind(store), set: async (...args: Parameters<MemoryStore['set']>) => { writes++; return store.set(...args) } }
+  const app = await build({ store: counting }, (app) => {
+    routes(app)
+    app.post('/noop', async (req) => { await req.session.update(() => {}); return 'ok' })
+  })
+  t.teardown(() => app.close())
+  const cookie = sessionCookie(await app.inject('/seed')) as string
+  writes = 0
+  await post(app, '/noop', cookie)
+  t.equal(writes, 0)
+})
+
+t.test('a delete of a racing a set of b: a gone, b present', async (t) => {
+  const { app, cookie } = await setup(t)
+  await Promise.all([post(app, '/delete/a', cookie), post(app, '/set/b', cookie)])
+  const data = await dump(app, cookie)
+  t.equal(data.a, undefined)
+  t.equal(data.b, true)
+})
+
+t.test('clear() racing a set: the later commit decides', async (t) => {
+  const { app, cookie } = await setup(t)
+  // The clear commits first; the slower set replays onto the cleared record.
+  await Promise.all([post(app, '/slow-set/late', cookie), sleep(5).then(() => post(app, '/clear', cookie))])
+  t.same(await dump(app, cookie), { late: true })
+  const second = await setup(t)
+  // The set commits first; the clear, loaded before it but committed later, removes it.
+  await Promise.all([post(second.app, '/slow-clear', second.cookie), sleep(5).then(() => post(second.app, '/set/x', second.cookie))])
+  t.same(await dump(second.app, second.cookie), {})
+})
+
+t.test("conflict: 'error' answers 409 with the code; the winner's data stays", async (t) => {
+  const { app, cookie } = await setup(t, { conflict: 'error' })
+  const results = await Promise.all([post(app, '/slow-set/slow', cookie), sleep(5).then(() => post(app, '/set/fast', cookie))])
+  t.equal(results[1].statusCode, 200)
+  t.equal(results[0].statusCode, 409)
+  t.equal(results[0].json().code, 'FST_SESS_CONFLICT')
+  const data = await dump(app, cookie)
+  t.equal(data.fast, true)
+  t.equal(data.slow, undefined)
+})
+
+t.test('update() after the session was destroyed elsewhere fails with a conflict', async (t) => {
+  const { app, store, cookie } = await setup(t)
+  const app2 = await build({ store }, (app) => {
+    app.post('/late-update', async (req) => {
+      await sleep(20)
+      await req.session.update((s) => { s.set('x', 1) })
+      return 'ok'
+    })
+    app.post('/logout', async (req) => { await req.session.destroy(); return 'ok' })
+  })
+  t.teardown(() => app2.close())
+  const [late] = await Promise.all([post(app2, '/late-update', cookie), post(app2, '/logout', cookie)])
+  t.equal(late.statusCode, 409)
+  t.same(await dump(app, cookie), {})
+})
