@@ -1,0 +1,227 @@
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { transferableSymbol, valueSymbol } from 'piscina'
+import { formatKeyId, KeyRing } from '../src/crypto/key-ring'
+import { FORMAT_VERSION, SEAL_OVERHEAD, seal, sealedLength, unseal, type Unsealed } from '../src/crypto/seal'
+import { createHandler } from '../src/crypto/worker'
+
+const OLD = 'old-secret-old-secret-old-secret-0123'
+const NEW = 'new-secret-new-secret-new-secret-4567'
+const ring = new KeyRing(NEW)
+const record = JSON.stringify({ id: 'abc', createdAt: 1, data: { user: 'ada', note: 'ünïcødé ✓ 🎉' } })
+
+function reasonOf (result: Unsealed): string {
+  return result.ok ? 'opened' : result.reason
+}
+
+// Decodes, changes the bytes, and re-encodes canonically, so only the content is wrong.
+function tamper (sealed: string, change: (bytes: Buffer) => Buffer): string {
+  return change(Buffer.from(sealed, 'base64url')).toString('base64url')
+}
+
+t.test('round trip of a string and of a Buffer', async (t) => {
+  const opened = unseal(ring, 'sid', seal(ring, 'sid', record))
+  t.ok(opened.ok)
+  if (!opened.ok) return
+  t.equal(opened.plaintext.toString(), record)
+  t.equal(opened.current, true)
+  t.equal(opened.keyId, ring.keyIds[0])
+  const fromBuffer = unseal(ring, 'sid', seal(ring, 'sid', Buffer.from(record)))
+  t.equal(fromBuffer.ok && fromBuffer.plaintext.toString(), record)
+  const view = new Uint8Array(Buffer.from('xx' + record).buffer, 0, 0)
+  t.equal(reasonOf(unseal(ring, 'sid', seal(ring, 'sid', view))), 'opened', 'empty plaintext')
+})
+
+t.test('output is cookie-safe base64url of the documented length, with a fresh IV each time', async (t) => {
+  const a = seal(ring, 'sid', record)
+  const b = seal(ring, 'sid', record)
+  t.match(a, /^[A-Za-z0-9_-]+$/)
+  t.equal(a.length, sealedLength(Buffer.byteLength(record)))
+  t.equal(Buffer.from(a, 'base64url').length, Buffer.byteLength(record) + SEAL_OVERHEAD)
+  t.not(a, b)
+  const header = Buffer.from(a, 'base64url')
+  t.equal(header[0], FORMAT_VERSION)
+  t.equal(formatKeyId(header.readUInt32BE(1)), ring.keyIds[0], 'key id in the clear header')
+})
+
+t.test('many seals never repeat an IV', async (t) => {
+  const ivs = new Set<string>()
+  for (let i = 0; i < 1000; i++) ivs.add(Buffer.from(seal(ring, 'sid', 'x'), 'base64url').subarray(5, 17).toString('hex'))
+  t.equal(ivs.size, 1000)
+})
+
+t.test('every single flipped byte fails without throwing', async (t) => {
+  const sealed = seal(ring, 'sid', record)
+  const length = Buffer.from(sealed, 'base64url').length
+  const reasons = new Set<string>()
+  for (let i = 0; i < length; i++) {
+    const result = unseal(ring, 'sid', tamper(sealed, (bytes) => { bytes[i] ^= 0x01; return bytes }))
+    t.notOk(result.ok, `byte ${i}`)
+    reasons.add(reasonOf(result))
+  }
+  t.same([...reasons].sort(), ['authentication failed', 'unknown format version', 'unknown key id'])
+})
+
+t.test('every truncation fails', async (t) => {
+  const sealed = seal(ring, 'sid', record)
+  for (let i = 0; i < sealed.length; i++) {
+    t.notOk(unseal(ring, 'sid', sealed.slice(0, i)).ok, `text cut to ${i}`)
+  }
+  const bytes = Buffer.from(sealed, 'base64url')
+  for (let i = 0; i < bytes.length; i++) {
+    t.notOk(unseal(ring, 'sid', bytes.subarray(0, i).toString('base64url')).ok, `bytes cut to ${i}`)
+  }
+  t.equal(reasonOf(unseal(ring, 'sid', sealed.slice(0, 43))), 'malformed', 'shorter than the overhead')
+})
+
+t.test('extended values fail', async (t) => {
+  const sealed = seal(ring, 'sid', record)
+  t.equal(reasonOf(unseal(ring, 'sid', tamper(sealed, (b) => Buffer.concat([b, Buffer.from([0])])))), 'authentication failed')
+  for (const suffix of ['A', 'AA', 'AAA', 'AAAA', '=', '==', ' ', '.x', '\n']) {
+    t.notOk(unseal(ring, 'sid', sealed + suffix).ok, JSON.stringify(suffix))
+  }
+})
+
+t.test('only the canonical base64url spelling opens', async (t) => {
+  let sealed = seal(ring, 'sid', record)
+  while (!/[-_]/.test(sealed) || sealed.length % 4 === 0) sealed = seal(ring, 'sid', record + ' ')
+  const standard = Buffer.from(sealed, 'base64url').toString('base64')
+  t.equal(reasonOf(unseal(ring, 'sid', standard)), 'malformed', 'standard base64 with padding')
+  t.equal(reasonOf(unseal(ring, 'sid', standard.replace(/=+$/, ''))), 'malformed', 'standard base64 unpadded')
+  const last = sealed[sealed.length - 1]
+  const sibling = String.fromCharCode(last.charCodeAt(0) + 1)
+  t.equal(reasonOf(unseal(ring, 'sid', sealed.slice(0, -1) + sibling)), 'malformed', 'non-zero trailing bits')
+  // Node reads U+0141 as 'A' (its low byte); it must not decode to the same value.
+  const withA = sealed.slice(0, 10) + 'A' + sealed.slice(11)
+  t.equal(reasonOf(unseal(ring, 'sid', withA.slice(0, 10) + '\u0141' + withA.slice(11))), 'malformed')
+  t.equal(reasonOf(unseal(ring, 'sid', sealed.slice(0, 10) + '!' + sealed.slice(10))), 'malformed', 'stray character')
+})
+
+t.test('unknown format version', async (t) => {
+  const sealed = seal(ring, 'sid', record)
+  const bumped = tamper(sealed, (b) => { b[0] = FORMAT_VERSION + 1; return b })
+  t.equal(reasonOf(unseal(ring, 'sid', bumped)), 'unknown format version')
+})
+
+t.test('unknown key id', async (t) => {
+  const sealed = seal(new KeyRing(OLD), 'sid', record)
+  t.equal(reasonOf(unseal(ring, 'sid', sealed)), 'unknown key id')
+})
+
+t.test('a value sealed for one context does not open under another', async (t) => {
+  const sealed = seal(ring, 'sid', record)
+  t.equal(reasonOf(unseal(ring, 'other', sealed)), 'authentication failed')
+  t.equal(reasonOf(unseal(ring, 'sid2', sealed)), 'authentication failed')
+  t.equal(reasonOf(unseal(ring, '', sealed)), 'authentication failed')
+  t.equal(reasonOf(unseal(ring, 'sid', seal(ring, '', record))), 'authentication failed')
+})
+
+t.test('rotation: old values open as not current, then stop opening', async (t) => {
+  const old = seal(new KeyRing(OLD), 'sid', record)
+  const rotated = new KeyRing([NEW, OLD])
+  const opened = unseal(rotated, 'sid', old)
+  t.ok(opened.ok)
+  t.equal(opened.ok && opened.current, false)
+  t.equal(opened.ok && opened.keyId, new KeyRing(OLD).keyIds[0])
+  t.equal(opened.ok && opened.plaintext.toString(), record)
+  const reissued = seal(rotated, 'sid', record)
+  t.equal(reasonOf(unseal(new KeyRing(NEW), 'sid', reissued)), 'opened', 'new values use the new secret')
+  t.equal(reasonOf(unseal(new KeyRing(NEW), 'sid', old)), 'unknown key id')
+})
+
+t.test('key ids do not depend on the position of a secret', async (t) => {
+  const a = new KeyRing([NEW, OLD])
+  const b = new KeyRing([OLD, NEW])
+  t.same(a.keyIds, [...b.keyIds].reverse())
+  t.match(a.keyIds[0], /^[0-9a-f]{8}$/)
+})
+
+t.test('random strings never throw and never open', async (t) => {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/= .é\u0141😀\u0000'
+  for (let i = 0; i < 300; i++) {
+    const length = i < 150 ? Math.floor(Math.random() * 120) : Math.floor(Math.random() * 9000)
+    let text = ''
+    for (let j = 0; j < length; j++) text += alphabet[Math.floor(Math.random() * alphabet.length)]
+    t.notOk(unseal(ring, 'sid', text).ok)
+  }
+  for (let i = 0; i < 200; i++) {
+    const bytes = randomBytes(SEAL_OVERHEAD + Math.floor(Math.random() * 100))
+    bytes[0] = FORMAT_VERSION
+    bytes.writeUInt32BE(parseInt(ring.keyIds[0], 16), 1)
+    t.equal(reasonOf(unseal(ring, 'sid', bytes.toString('base64url'))), 'authentication failed')
+  }
+  t.equal(reasonOf(unseal(ring, 'sid', '')), 'malformed')
+  t.equal(reasonOf(unseal(ring, 'sid', 'é'.repeat(8192))), 'malformed')
+  t.equal(reasonOf(unseal(ring, 'sid', undefined as unknown as string)), 'malformed', 'not a string at all')
+})
+
+t.test('1 MB payload', async (t) => {
+  const big = JSON.stringify({ blob: randomBytes(786432).toString('base64') })
+  const opened = unseal(ring, 'sid', seal(ring, 'sid', big))
+  t.equal(opened.ok && opened.plaintext.toString(), big)
+})
+
+t.test('programming errors throw', async (t) => {
+  t.throws(() => seal(ring, 1 as unknown as string, 'x'), TypeError)
+  t.throws(() => seal(ring, 'sid', 1 as unknown as string), TypeError)
+  t.throws(() => unseal(ring, null as unknown as string, 'x'), TypeError)
+})
+
+t.test('key ring', async (t) => {
+  t.throws(() => new KeyRing([]), /at least one secret/)
+  t.throws(() => new KeyRing(['']), /secret 0/)
+  t.throws(() => new KeyRing([NEW, 7 as unknown as string]), /secret 1/)
+  t.throws(() => new KeyRing(null as unknown as string), /expected a secret/)
+  t.throws(() => new KeyRing({ keys: [{ id: -1, key: Buffer.alloc(32) }] }), /material entry 0/)
+  t.throws(() => new KeyRing({ keys: [{ id: 1, key: Buffer.alloc(31) }] }), /material entry 0/)
+  t.throws(() => new KeyRing({ keys: [null as unknown as { id: number, key: Buffer }] }), /material entry 0/)
+  const clash = { keys: [{ id: 5, key: Buffer.alloc(32, 1) }, { id: 5, key: Buffer.alloc(32, 2) }] }
+  t.throws(() => new KeyRing(clash), /share key id 00000005/)
+  t.same(new KeyRing([NEW, OLD, NEW]).keyIds, new KeyRing([NEW, OLD]).keyIds, 'a repeated secret counts once')
+})
+
+t.test('a ring rebuilt from material opens what the original sealed, both ways', async (t) => {
+  const original = new KeyRing([NEW, OLD])
+  const copy = new KeyRing(structuredClone(original.material()))
+  t.same(copy.keyIds, original.keyIds)
+  t.equal(reasonOf(unseal(copy, 'sid', seal(original, 'sid', record))), 'opened')
+  t.equal(reasonOf(unseal(original, 'sid', seal(copy, 'sid', record))), 'opened')
+  t.notOk(JSON.stringify(original.material()).includes(NEW), 'no secret in the material')
+})
+
+t.test('worker handler: jobs, batches and garbage', async (t) => {
+  const handle = createHandler(ring.material())
+  const sealed = handle({ op: 'seal', context: 'sid', plaintext: record })
+  t.equal(sealed.constructor, Object)
+  const text = (sealed as { sealed: string }).sealed
+  t.equal(reasonOf(unseal(ring, 'sid', text)), 'opened')
+  const batch = handle([
+    { op: 'unseal', context: 'sid', sealed: text },
+    { op: 'unseal', context: 'sid', sealed: 42 },
+    { op: 'seal', context: 'sid', plaintext: new Uint8Array([123, 125]) },
+    { op: 'seal', context: 'sid', plaintext: {} },
+    { op: 'seal', context: 5, plaintext: 'x' },
+    { op: 'delete' },
+    null,
+    'garbage'
+  ]) as Array<{ ok: boolean, reason?: string }>
+  t.same(batch.map((r) => r.ok ? 'ok' : r.reason), [
+    'ok', 'malformed', 'ok', 'invalid job', 'invalid job', 'invalid job', 'invalid job', 'invalid job'
+  ])
+})
+
+t.test('worker entry: builds the ring from workerData once and moves plaintexts', async (t) => {
+  const worker = t.mockRequire('../src/crypto/worker', {
+    'node:worker_threads': { workerData: ring.material() }
+  }) as typeof import('../src/crypto/worker')
+  const sealed = worker.default({ op: 'seal', context: 'sid', plaintext: record }) as { ok: true, sealed: string }
+  t.equal(sealed.ok, true, 'a seal result is posted as is')
+  const opened = worker.default({ op: 'unseal', context: 'sid', sealed: sealed.sealed }) as Record<symbol, unknown>
+  const value = opened[valueSymbol] as { plaintext: Uint8Array }
+  t.equal(Buffer.from(value.plaintext).toString(), record)
+  t.same(opened[transferableSymbol], [value.plaintext.buffer], "the plaintext's memory moves")
+  const batch = worker.default([{ op: 'unseal', context: 'sid', sealed: sealed.sealed }, { op: 'unseal', context: 'sid', sealed: 'x' }]) as Record<symbol, unknown>
+  t.equal((batch[transferableSymbol] as unknown[]).length, 1)
+  const shared = { ok: true, plaintext: Buffer.from('pooled'), keyId: '0', current: true } as const
+  t.same(worker.transferOf([shared]), [], 'a Buffer sharing its memory is copied, not moved')
+})
