@@ -3,8 +3,10 @@ import type { FastifyInstance } from 'fastify'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { MemoryStore } from '../src/index'
 import { build, sessionCookie } from './helpers/app'
+import { Races } from './helpers/gate'
 
 const jitter = () => sleep(Math.random() * 8)
+const races = new Races()
 
 function routes (app: FastifyInstance): void {
   app.get('/seed', async (req) => { req.session.set('a', 1); req.session.set('counter', 0); return 'ok' })
@@ -20,10 +22,10 @@ function routes (app: FastifyInstance): void {
     return 'ok'
   })
   app.post('/clear', async (req) => { req.session.clear(); return 'ok' })
-  app.post('/slow-clear', async (req) => { req.session.clear(); await sleep(30); return 'ok' })
-  app.post('/slow-set/:key', async (req) => {
+  app.post('/held-clear', async (req) => { req.session.clear(); await races.wait(); return 'ok' })
+  app.post('/held-set/:key', async (req) => {
     req.session.set((req.params as { key: string }).key, true)
-    await sleep(30)
+    await races.wait()
     return 'ok'
   })
   app.post('/increment', async (req) => {
@@ -125,20 +127,21 @@ t.test('a delete of a racing a set of b: a gone, b present', async (t) => {
   t.equal(data.b, true)
 })
 
+
 t.test('clear() racing a set: the later commit decides', async (t) => {
   const { app, cookie } = await setup(t)
-  // The clear commits first; the slower set replays onto the cleared record.
-  await Promise.all([post(app, '/slow-set/late', cookie), sleep(5).then(() => post(app, '/clear', cookie))])
+  // The clear commits first; the set, loaded before it but committed later, replays onto it.
+  await races.run(() => post(app, '/held-set/late', cookie), () => post(app, '/clear', cookie))
   t.same(await dump(app, cookie), { late: true })
   const second = await setup(t)
   // The set commits first; the clear, loaded before it but committed later, removes it.
-  await Promise.all([post(second.app, '/slow-clear', second.cookie), sleep(5).then(() => post(second.app, '/set/x', second.cookie))])
+  await races.run(() => post(second.app, '/held-clear', second.cookie), () => post(second.app, '/set/x', second.cookie))
   t.same(await dump(second.app, second.cookie), {})
 })
 
 t.test("conflict: 'error' answers 409 with the code; the winner's data stays", async (t) => {
   const { app, cookie } = await setup(t, { conflict: 'error' })
-  const results = await Promise.all([post(app, '/slow-set/slow', cookie), sleep(5).then(() => post(app, '/set/fast', cookie))])
+  const results = await races.run(() => post(app, '/held-set/slow', cookie), () => post(app, '/set/fast', cookie))
   t.equal(results[1].statusCode, 200)
   t.equal(results[0].statusCode, 409)
   t.equal(results[0].json().code, 'FST_SESS_CONFLICT')
@@ -151,14 +154,14 @@ t.test('update() after the session was destroyed elsewhere fails with a conflict
   const { app, store, cookie } = await setup(t)
   const app2 = await build({ store }, (app) => {
     app.post('/late-update', async (req) => {
-      await sleep(20)
+      await races.wait()
       await req.session.update((s) => { s.set('x', 1) })
       return 'ok'
     })
     app.post('/logout', async (req) => { await req.session.destroy(); return 'ok' })
   })
   t.teardown(() => app2.close())
-  const [late] = await Promise.all([post(app2, '/late-update', cookie), post(app2, '/logout', cookie)])
+  const [late] = await races.run(() => post(app2, '/late-update', cookie), () => post(app2, '/logout', cookie))
   t.equal(late.statusCode, 409)
   t.same(await dump(app, cookie), {})
 })

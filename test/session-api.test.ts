@@ -2,6 +2,10 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { build, OLD_SECRET, SECRET, sessionCookie, setCookieLine } from './helpers/app'
 import { CountingStore } from './helpers/counting-store'
+import { Races } from './helpers/gate'
+
+const races = new Races()
+
 
 async function setup (t: tap.Test, routes: (app: FastifyInstance) => void, options = {}) {
   const store = new CountingStore()
@@ -305,15 +309,15 @@ t.test('conflict: error gives 409 to the later writer and keeps the earlier data
   const { app, cookie } = await setup(t, (app) => {
     app.post('/slow', async (req) => {
       req.session.set('by', 'slow')
-      await new Promise((resolve) => setTimeout(resolve, 30))
+      await races.wait()
       return 'ok'
     })
     app.post('/fast', async (req) => { req.session.set('by', 'fast'); return 'ok' })
   }, { conflict: 'error' })
-  const [slow, fast] = await Promise.all([
-    app.inject({ method: 'POST', url: '/slow', headers: { cookie } }),
-    app.inject({ method: 'POST', url: '/fast', headers: { cookie } })
-  ])
+  const [slow, fast] = await races.run(
+    () => app.inject({ method: 'POST', url: '/slow', headers: { cookie } }),
+    () => app.inject({ method: 'POST', url: '/fast', headers: { cookie } })
+  )
   t.equal(fast.statusCode, 200)
   t.equal(slow.statusCode, 409)
   t.equal(slow.json().code, 'FST_SESS_CONFLICT')
@@ -324,15 +328,15 @@ t.test('conflict: overwrite is last write wins', async (t) => {
   const { app, cookie } = await setup(t, (app) => {
     app.post('/slow', async (req) => {
       req.session.set('slow', true)
-      await new Promise((resolve) => setTimeout(resolve, 30))
+      await races.wait()
       return 'ok'
     })
     app.post('/fast', async (req) => { req.session.set('fast', true); return 'ok' })
   }, { conflict: 'overwrite' })
-  const [slow, fast] = await Promise.all([
-    app.inject({ method: 'POST', url: '/slow', headers: { cookie } }),
-    app.inject({ method: 'POST', url: '/fast', headers: { cookie } })
-  ])
+  const [slow, fast] = await races.run(
+    () => app.inject({ method: 'POST', url: '/slow', headers: { cookie } }),
+    () => app.inject({ method: 'POST', url: '/fast', headers: { cookie } })
+  )
   t.equal(slow.statusCode, 200)
   t.equal(fast.statusCode, 200)
   const data = (await app.inject({ url: '/dump', headers: { cookie } })).json().data
@@ -344,15 +348,15 @@ t.test('a write racing a destroy does not bring the session back', async (t) => 
   const { app, cookie } = await setup(t, (app) => {
     app.post('/slow', async (req) => {
       req.session.set('late', true)
-      await new Promise((resolve) => setTimeout(resolve, 30))
+      await races.wait()
       return 'ok'
     })
     app.post('/logout', async (req) => { await req.session.destroy(); return 'ok' })
   })
-  const [slow, logout] = await Promise.all([
-    app.inject({ method: 'POST', url: '/slow', headers: { cookie } }),
-    app.inject({ method: 'POST', url: '/logout', headers: { cookie } })
-  ])
+  const [slow, logout] = await races.run(
+    () => app.inject({ method: 'POST', url: '/slow', headers: { cookie } }),
+    () => app.inject({ method: 'POST', url: '/logout', headers: { cookie } })
+  )
   t.equal(logout.statusCode, 200)
   t.equal(slow.statusCode, 409)
   t.match(slow.json().message, /destroyed/)
