@@ -72,7 +72,7 @@ export default fastifySessions
 export { fastifySessions, Session }
 export * from './errors'
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory'
-export { RedisStore, type RedisStoreOptions } from './stores/redis'
+export { RedisStore, type RedisSerializer, type RedisStoreOptions } from './stores/redis'
 export type { SessionData, SessionRecord, SessionStore } from './store'
 export type { ConflictPolicy, FastifySessionsOptions, SessionCookieOptions, SessionCryptoOptions } from './options'
 

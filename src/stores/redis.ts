@@ -35,24 +35,34 @@ interface Script {
   sha: string
 }
 
-// A record is one hash (v: version, c: createdAt, e: expiresAt, d: data), so every
-// operation touches one key and runs unchanged on Cluster. A hash rather than one JSON
-// string lets the scripts read the version and move the expiry without decoding or
-// rewriting the data, however large it is.
 function script (lua: string): Script {
   return { lua, sha: createHash('sha1').update(lua).digest('hex') }
 }
 
+// Scripts are not rolled back on error, so the expiry is checked before anything is
+// written: a failing PEXPIREAT after the HSET would leave a record that never expires.
+function checkExpiry (arg: number): string {
+  return `if not string.match(ARGV[${arg}], '^%d+$') then
+  return redis.error_reply('ERR expiresAt must be whole epoch milliseconds')
+end
+`
+}
+
+// A record is one hash (v: version, c: createdAt, e: expiresAt, d: data), so every
+// operation touches one key and runs unchanged on Cluster. A hash rather than one JSON
+// string lets the scripts read the version and move the expiry without decoding or
+// rewriting the data, however large it is.
+//
 // HGET answers false for a missing key, which reads as version 0.
-const COMPARE_AND_SET = script(`
+const COMPARE_AND_SET = script(checkExpiry(4) + `
 if (redis.call('HGET', KEYS[1], 'v') or '0') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'c', ARGV[3], 'e', ARGV[4], 'd', ARGV[5])
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 return 1`)
 
-// Checked first: a PEXPIREAT in the past deletes the key, and a HSET after it would
-// bring back a record without data.
-const TOUCH = script(`
+// EXISTS comes first: a PEXPIREAT in the past deletes the key, and a HSET after it
+// would bring back a record without data.
+const TOUCH = script(checkExpiry(1) + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'e', ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
@@ -61,6 +71,11 @@ return 1`)
 const JSON_SERIALIZER: RedisSerializer = { stringify: JSON.stringify, parse: (text) => parse(text) }
 // setTimeout cannot wait longer than this many milliseconds.
 const MAX_TIMER_MS = 2 ** 31 - 1
+
+// PEXPIREAT takes whole milliseconds; rounding up never ends a record early.
+function wholeMs (time: number): number {
+  return Math.ceil(time)
+}
 
 function fail (name: string, reason: string): never {
   throw new InvalidOptionError(`RedisStore ${name}`, reason)
@@ -104,16 +119,22 @@ export class RedisStore implements SessionStore {
   }
 
   async get (key: string): Promise<SessionRecord | undefined> {
-    const [version, createdAt, expiresAt, data] = await this.#bounded('get', this.#client.hmget(this.#prefix + key, 'v', 'c', 'e', 'd'))
+    const fields = this.#client.hmget(this.#prefix + key, 'v', 'c', 'e', 'd')
+    const [version, createdAt, expiresAt, data] = await this.#bounded('get', fields)
     // Redis drops the key at its expiry, so a present record is a live one.
     if (data === null) return undefined
-    return { data: this.#serializer.parse(data), version: Number(version), createdAt: Number(createdAt), expiresAt: Number(expiresAt) }
+    return {
+      data: this.#serializer.parse(data),
+      version: Number(version),
+      createdAt: Number(createdAt),
+      expiresAt: Number(expiresAt)
+    }
   }
 
   async set (key: string, record: SessionRecord, expectedVersion: number): Promise<boolean> {
-    const { version, createdAt, expiresAt } = record
+    const { version, createdAt } = record
     const data = this.#serializer.stringify(record.data)
-    const args = [expectedVersion, version, createdAt, expiresAt, data]
+    const args = [expectedVersion, version, createdAt, wholeMs(record.expiresAt), data]
     return await this.#bounded('set', this.#run(COMPARE_AND_SET, key, args)) === 1
   }
 
@@ -122,7 +143,7 @@ export class RedisStore implements SessionStore {
   }
 
   async touch (key: string, expiresAt: number): Promise<void> {
-    await this.#bounded('touch', this.#run(TOUCH, key, [expiresAt]))
+    await this.#bounded('touch', this.#run(TOUCH, key, [wholeMs(expiresAt)]))
   }
 
   /** Nothing to release: the client belongs to whoever built it. */
