@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { ChangeLog } from './changes'
 import type { SessionContext } from './context'
 import { SessionConflictError } from './errors'
+import type { ConflictPolicy } from './options'
 import type { SessionRecord } from './store'
 
 /** Compare-and-set attempts before a commit gives up with FST_SESS_CONFLICT. */
@@ -13,6 +14,7 @@ export interface PendingWrite {
   version: number
   createdAt: number
   log: ChangeLog
+  policy: ConflictPolicy
 }
 
 /** The idle deadline, never past the absolute one. */
@@ -21,17 +23,17 @@ export function expiryFor (ctx: SessionContext, now: number, createdAt: number):
 }
 
 /**
- * Writes a session under compare-and-set and resolves conflicts by the configured
+ * Writes a session under compare-and-set and resolves conflicts by the request's
  * policy: 'merge' replays this request's change log onto the newer copy, 'overwrite'
  * writes this request's data over it, 'error' gives up at once.
  */
 export async function writeRecord (ctx: SessionContext, pending: PendingWrite): Promise<SessionRecord> {
-  const { store, options } = ctx
+  const { store } = ctx
   let { data, version, createdAt } = pending
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const record = { data, version: version + 1, createdAt, expiresAt: expiryFor(ctx, Date.now(), createdAt) }
     if (await store.set(pending.key, record, version)) return record
-    if (options.conflict === 'error') throw new SessionConflictError('a concurrent request changed this session first')
+    if (pending.policy === 'error') throw new SessionConflictError('a concurrent request changed this session first')
     const latest = await store.get(pending.key)
     if (latest === undefined && version !== 0) {
       // Writing now would bring back a session that another request destroyed (logout, regenerate).
@@ -39,7 +41,7 @@ export async function writeRecord (ctx: SessionContext, pending: PendingWrite): 
     }
     if (latest !== undefined) {
       ({ version, createdAt } = latest)
-      if (options.conflict === 'merge') data = pending.log.applyTo(latest.data)
+      if (pending.policy === 'merge') data = pending.log.applyTo(latest.data)
     }
     await backoff(attempt)
   }

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunc
 import fp from 'fastify-plugin'
 import { createContext } from './context'
 import { loadSession } from './load'
-import { resolveOptions, type FastifySessionsOptions } from './options'
+import { checkRouteConfig, resolveOptions, type ConflictPolicy, type FastifySessionsOptions } from './options'
 import { commitSession, Session } from './session'
 
 declare module 'fastify' {
@@ -12,8 +12,8 @@ declare module 'fastify' {
     session: Session
   }
   interface FastifyContextConfig {
-    /** `false` turns all session work off for the route. */
-    session?: boolean
+    /** `false` turns all session work off for the route; `{ conflict }` overrides the policy. */
+    session?: boolean | { conflict?: ConflictPolicy }
   }
 }
 
@@ -32,6 +32,7 @@ async function fastifySessionsPlugin (fastify: FastifyInstance, opts: FastifySes
   const ctx = createContext(options)
   if (!fastify.hasDecorator('parseCookie')) await fastify.register(fastifyCookie)
 
+  fastify.addHook('onRoute', (route) => checkRouteConfig(route.config?.session, `${route.method} ${route.url}`))
   fastify.decorateRequest(kSession, null)
   fastify.decorateRequest(kReply, null)
   fastify.decorateRequest('session', {

@@ -175,6 +175,16 @@ function cryptoOptions (value: unknown): Required<SessionCryptoOptions> {
   return { offload: oneOf('crypto.offload', given.offload, ['auto', 'always', 'never'], 'never'), threads }
 }
 
+/** Per-route settings, `config: { session: ... }`, checked when the route is added. */
+export function checkRouteConfig (value: unknown, route: string): void {
+  if (value === undefined || typeof value === 'boolean') return
+  const given = plainObject(`config.session of ${route}`, value)
+  for (const key of Object.keys(given)) {
+    if (key !== 'conflict') fail(`config.session.${key} of ${route}`, 'is not a known route option')
+  }
+  oneOf(`config.session.conflict of ${route}`, given.conflict, ['merge', 'error', 'overwrite'], 'merge')
+}
+
 /** Validates registration options once and fills in every default. */
 export function resolveOptions (raw: unknown): ResolvedOptions {
   const opts = plainObject('options', raw) as Partial<FastifySessionsOptions>

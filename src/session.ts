@@ -307,7 +307,9 @@ export class Session {
 
   async #write (): Promise<void> {
     const key = this.#storeKey()
-    const pending = { key, data: this.#data, version: this.#version, createdAt: this.#createdAt, log: this.#log }
+    const route = this.#request.routeOptions.config.session
+    const policy = (typeof route === 'object' ? route.conflict : undefined) ?? this.#ctx.options.conflict
+    const pending = { key, data: this.#data, version: this.#version, createdAt: this.#createdAt, log: this.#log, policy }
     this.#written(await this.#ctx.queue.run(key, () => writeRecord(this.#ctx, pending)))
   }
 

@@ -150,6 +150,36 @@ t.test("conflict: 'error' answers 409 with the code; the winner's data stays", a
   t.equal(data.slow, undefined)
 })
 
+t.test('a route can override the conflict policy; bad route settings fail at startup', async (t) => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  const app = await build({ store }, (app) => {
+    routes(app)
+    app.post('/strict-held/:key', { config: { session: { conflict: 'error' } } }, async (req) => {
+      req.session.set((req.params as { key: string }).key, true)
+      await races.wait()
+      return 'ok'
+    })
+  })
+  t.teardown(() => app.close())
+  const cookie = sessionCookie(await app.inject('/seed')) as string
+  const [strict, other] = await races.run(() => post(app, '/strict-held/strict', cookie), () => post(app, '/set/other', cookie))
+  t.equal(other.statusCode, 200)
+  t.equal(strict.statusCode, 409, "the route's 'error' policy wins over the default 'merge'")
+  const [merged] = await races.run(() => post(app, '/held-set/merged', cookie), () => post(app, '/set/again', cookie))
+  t.equal(merged.statusCode, 200, 'other routes keep the default')
+  const data = await dump(app, cookie)
+  t.same([data.strict, data.other, data.merged, data.again], [undefined, true, true, true])
+  const bad: Array<[unknown, RegExp]> = [
+    [{ conflict: 'ignore' }, /config\.session\.conflict of GET \/bad/],
+    [{ policy: 'error' }, /config\.session\.policy of GET \/bad/],
+    ['yes', /config\.session of GET \/bad/]
+  ]
+  for (const [config, message] of bad) {
+    await t.rejects(build({ store }, (app) => { app.get('/bad', { config: { session: config as never } }, async () => 'x') }), { code: 'FST_SESS_INVALID_OPTION', message })
+  }
+})
+
 t.test('update() after the session was destroyed elsewhere fails with a conflict', async (t) => {
   const { app, store, cookie } = await setup(t)
   const app2 = await build({ store }, (app) => {

@@ -8,8 +8,8 @@ import { KeyedQueue } from '../src/queue'
 import type { SessionRecord, SessionStore } from '../src/store'
 import { SECRET } from './helpers/app'
 
-function contextWith (store: SessionStore, conflict: 'merge' | 'overwrite' | 'error' = 'merge') {
-  return createContext(resolveOptions({ secret: SECRET, store, conflict }))
+function contextWith (store: SessionStore) {
+  return createContext(resolveOptions({ secret: SECRET, store }))
 }
 
 t.test('retry gives up after MAX_ATTEMPTS with a conflict', async (t) => {
@@ -27,8 +27,8 @@ t.test('a commit that never wins its compare-and-set gives up with a conflict', 
     destroy: async () => {}
   }
   for (const policy of ['merge', 'overwrite'] as const) {
-    const ctx = contextWith(store, policy)
-    const pending = { key: 'k', data: { a: 1 }, version: 1, createdAt: Date.now(), log: new ChangeLog() }
+    const ctx = contextWith(store)
+    const pending = { key: 'k', data: { a: 1 }, version: 1, createdAt: Date.now(), log: new ChangeLog(), policy }
     await t.rejects(writeRecord(ctx, pending), { code: 'FST_SESS_CONFLICT', message: /gave up after/ }, policy)
   }
 })
@@ -42,7 +42,7 @@ t.test('a new session whose first write conflicts with a vanished record retries
     destroy: async () => {}
   }
   const ctx = contextWith(store)
-  const record = await writeRecord(ctx, { key: 'k', data: { a: 1 }, version: 0, createdAt: Date.now(), log: new ChangeLog() })
+  const record = await writeRecord(ctx, { key: 'k', data: { a: 1 }, version: 0, createdAt: Date.now(), log: new ChangeLog(), policy: 'merge' })
   t.equal(record.version, 1)
   t.equal(sets, 2)
 })

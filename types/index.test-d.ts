@@ -71,6 +71,8 @@ app.get('/', async (request) => {
 
 // Route opt-out
 app.get('/health', { config: { session: false } }, async () => 'ok')
+app.post('/checkout', { config: { session: { conflict: 'error' } } }, async () => 'ok')
+expectError(app.post('/bad', { config: { session: { conflict: 'ignore' } } }, async () => 'ok'))
 
 // A custom store that satisfies the contract
 class MyStore implements SessionStore {
