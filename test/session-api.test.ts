@@ -362,3 +362,23 @@ t.test('a write racing a destroy does not bring the session back', async (t) => 
   t.match(slow.json().message, /destroyed/)
   t.same((await app.inject({ url: '/dump', headers: { cookie } })).json(), { data: {}, isNew: true })
 })
+
+t.test('a write racing a regenerate does not bring the old session back', async (t) => {
+  const { app, cookie } = await setup(t, (app) => {
+    app.post('/slow', async (req) => {
+      req.session.set('late', true)
+      await races.wait()
+      return 'ok'
+    })
+    app.post('/login', async (req) => { await req.session.regenerate(); req.session.set('user', 'bob'); return 'ok' })
+  })
+  const [slow, login] = await races.run(
+    () => app.inject({ method: 'POST', url: '/slow', headers: { cookie } }),
+    () => app.inject({ method: 'POST', url: '/login', headers: { cookie } })
+  )
+  t.equal(login.statusCode, 200)
+  t.equal(slow.statusCode, 409, 'the old-id write is refused, not silently dropped')
+  t.same((await app.inject({ url: '/dump', headers: { cookie } })).json(), { data: {}, isNew: true }, 'old id stays dead')
+  const fresh = sessionCookie(login)
+  t.same((await app.inject({ url: '/dump', headers: { cookie: fresh } })).json().data, { user: 'bob', cart: ['x'], theme: 'dark' })
+})
