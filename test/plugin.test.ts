@@ -66,9 +66,9 @@ t.test('a failing store gives 503 FST_SESS_STORE_UNAVAILABLE; anonymous requests
       t.match(res.json().message, /connection refused/)
       continue
     }
-    const cookie = failOn === 'get'
-      ? sessionCookie(await (await build({}, (a) => { a.get('/w', async (req) => { req.session.set('a', 1); return 'ok' }) })).inject('/w'))
-      : sessionCookie(await app.inject('/w'))
+    const seeder = failOn === 'get' ? await build({}, (a) => { a.get('/w', async (req) => { req.session.set('a', 1); return 'ok' }) }) : app
+    if (seeder !== app) t.teardown(() => seeder.close())
+    const cookie = sessionCookie(await seeder.inject('/w'))
     const res = failOn === 'get'
       ? await app.inject({ url: '/w', headers: { cookie } })
       : await app.inject({ method: 'POST', url: '/logout', headers: { cookie } })
