@@ -22,6 +22,11 @@ export function expiryFor (ctx: SessionContext, now: number, createdAt: number):
   return Math.min(now + ctx.options.idleMs, createdAt + ctx.options.absoluteMs)
 }
 
+/** The record that follows `version`, expiring one idle window from now. */
+export function nextRecord (ctx: SessionContext, data: Record<string, unknown>, version: number, createdAt: number): SessionRecord {
+  return { data, version: version + 1, createdAt, expiresAt: expiryFor(ctx, Date.now(), createdAt) }
+}
+
 /**
  * Writes a session under compare-and-set and resolves conflicts by the request's
  * policy: 'merge' replays this request's change log onto the newer copy, 'overwrite'
@@ -31,7 +36,7 @@ export async function writeRecord (ctx: SessionContext, pending: PendingWrite): 
   const { store } = ctx
   let { data, version, createdAt } = pending
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const record = { data, version: version + 1, createdAt, expiresAt: expiryFor(ctx, Date.now(), createdAt) }
+    const record = nextRecord(ctx, data, version, createdAt)
     if (await store.set(pending.key, record, version)) return record
     if (pending.policy === 'error') throw new SessionConflictError('a concurrent request changed this session first')
     const latest = await store.get(pending.key)

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ChangeLog } from './changes'
-import { expiryFor, retry, writeRecord } from './commit'
+import { expiryFor, nextRecord, retry, writeRecord } from './commit'
 import type { SessionContext } from './context'
 import { newSessionId, storeKey } from './crypto/ids'
 import { InvalidKeyError, NotSerializableError, SessionConflictError, SessionDestroyedError } from './errors'
@@ -333,7 +333,7 @@ export class Session {
     this.#detectMutations()
     if (!this.#needsWrite()) return true
     const version = this.#version
-    const record = { data: this.#data, version: version + 1, createdAt: this.#createdAt, expiresAt: expiryFor(this.#ctx, Date.now(), this.#createdAt) }
+    const record = nextRecord(this.#ctx, this.#data, version, this.#createdAt)
     if (!(await this.#ctx.store.set(key, record, version))) return false
     this.#written(record)
     return true
