@@ -1,24 +1,41 @@
+import { parse } from 'secure-json-parse'
+import { Sealer } from './crypto/sealer'
 import { CookieSigner } from './crypto/signer'
 import { StoreUnavailableError } from './errors'
 import type { ResolvedOptions } from './options'
 import { KeyedQueue } from './queue'
-import type { SessionStore } from './store'
+import type { SessionRecord, SessionStore, StatelessStore } from './store'
+
+type GuardedStore = Required<Pick<SessionStore, 'get' | 'set' | 'destroy'>> & Pick<SessionStore, 'touch'>
+
+/** A stateless store with the sealer that seals its cookies. */
+export interface StatelessCookie {
+  codec: StatelessStore
+  sealer: Sealer
+}
 
 /** What every session of one plugin registration shares. */
 export interface SessionContext {
   options: ResolvedOptions
-  /** The user's store, with every failure turned into FST_SESS_STORE_UNAVAILABLE. */
-  store: Required<Pick<SessionStore, 'get' | 'set' | 'destroy'>> & Pick<SessionStore, 'touch'>
+  /** The server-side store, with every failure turned into FST_SESS_STORE_UNAVAILABLE. */
+  store: GuardedStore
+  /** Set when the session lives sealed in the cookie; `store` is then never used. */
+  stateless: StatelessCookie | undefined
+  /** Seals cookies (stateless store) and records (encryptAtRest); undefined when neither is on. */
+  sealer: Sealer | undefined
   signer: CookieSigner
   queue: KeyedQueue
 }
+
+/** Where sealed record data sits in `SessionRecord.data` under `encryptAtRest`. */
+export const SEALED_FIELD = 'sealed'
 
 function unavailable (err: unknown): never {
   if (err instanceof StoreUnavailableError) throw err
   throw new StoreUnavailableError(err instanceof Error ? err.message : String(err), { cause: err })
 }
 
-function guard (store: SessionStore): SessionContext['store'] {
+function guard (store: SessionStore): GuardedStore {
   const touch = store.touch
   return {
     get: (key) => store.get(key).catch(unavailable),
@@ -28,10 +45,51 @@ function guard (store: SessionStore): SessionContext['store'] {
   }
 }
 
-export function createContext (options: ResolvedOptions): SessionContext {
+// The record's key is the authenticated context, so sealed data moved to another
+// key (by anyone who can write to the store) no longer opens.
+function recordContext (key: string): string {
+  return 'record:' + key
+}
+
+async function openRecord (sealer: Sealer, key: string, record: SessionRecord): Promise<SessionRecord | undefined> {
+  const sealed = record.data[SEALED_FIELD]
+  // A plaintext record is refused: accepting one would let a store writer forge data.
+  if (typeof sealed !== 'string') return undefined
+  const opened = await sealer.unseal(recordContext(key), sealed)
+  if (!opened.ok) return undefined
+  return { ...record, data: parse(opened.plaintext.toString('utf8')) as Record<string, unknown> }
+}
+
+/** Seals each record's data before the store sees it; the version and times stay readable for the store. */
+function encryptAtRest (store: GuardedStore, sealer: Sealer): GuardedStore {
+  return {
+    ...store,
+    get: async (key) => {
+      const record = await store.get(key)
+      return record === undefined ? undefined : openRecord(sealer, key, record)
+    },
+    set: async (key, record, expected) => {
+      const sealed = await sealer.seal(recordContext(key), JSON.stringify(record.data))
+      return store.set(key, { ...record, data: { [SEALED_FIELD]: sealed } }, expected)
+    }
+  }
+}
+
+function serverStore (options: ResolvedOptions, sealer: Sealer | undefined): GuardedStore {
+  const guarded = guard(options.store as SessionStore)
+  return options.encryptAtRest && sealer !== undefined ? encryptAtRest(guarded, sealer) : guarded
+}
+
+export function createContext (options: ResolvedOptions, onPoolError: (error: unknown) => void): SessionContext {
+  const codec = 'stateless' in options.store && options.store.stateless ? options.store : undefined
+  const sealer = codec !== undefined || options.encryptAtRest
+    ? new Sealer({ secret: options.secrets, ...options.crypto, onPoolError })
+    : undefined
   return {
     options,
-    store: guard(options.store),
+    store: serverStore(options, sealer),
+    stateless: codec === undefined ? undefined : { codec, sealer: sealer as Sealer },
+    sealer,
     signer: new CookieSigner(options.secrets),
     queue: new KeyedQueue()
   }

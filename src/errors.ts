@@ -40,3 +40,10 @@ export const SessionConflictError = createError(
   'fastify-sessions: %s',
   409
 )
+
+export const CookieTooLargeError = createError(
+  'FST_SESS_COOKIE_TOO_LARGE',
+  'fastify-sessions: the session cookie would be %d bytes, over the %d-byte limit; keep less in the session or use a server-side store',
+  500,
+  RangeError
+)

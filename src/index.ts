@@ -29,7 +29,7 @@ type SessionRequest = FastifyRequest & SessionSlots
 
 async function fastifySessionsPlugin (fastify: FastifyInstance, opts: FastifySessionsOptions): Promise<void> {
   const options = resolveOptions(opts)
-  const ctx = createContext(options)
+  const ctx = createContext(options, (err) => fastify.log.warn({ err }, 'fastify-sessions: crypto worker pool failed, sealing on the main thread'))
   if (!fastify.hasDecorator('parseCookie')) await fastify.register(fastifyCookie)
 
   fastify.addHook('onRoute', (route) => checkRouteConfig(route.config?.session, `${route.method} ${route.url}`))
@@ -64,6 +64,9 @@ async function fastifySessionsPlugin (fastify: FastifyInstance, opts: FastifySes
     commitSession(session).then(() => done(null, payload), done)
   })
 
+  // The pool belongs to this registration: closing the app leaves no worker thread behind.
+  const sealer = ctx.sealer
+  if (sealer !== undefined) fastify.addHook('onClose', async () => sealer.destroy())
   if (options.ownsStore) fastify.addHook('onClose', async () => options.store.close?.())
 }
 
@@ -72,9 +75,10 @@ const fastifySessions = fp(fastifySessionsPlugin, { fastify: '5.x', name: 'fasti
 export default fastifySessions
 export { fastifySessions, Session }
 export * from './errors'
+export { CookieStore, type CookieStoreOptions } from './stores/cookie'
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory'
 export { RedisStore, type RedisSerializer, type RedisStoreOptions } from './stores/redis'
-export type { SessionData, SessionRecord, SessionStore } from './store'
+export type { SealedSession, SessionData, SessionRecord, SessionStore, StatelessStore } from './store'
 export type { ConflictPolicy, FastifySessionsOptions, SessionCookieOptions, SessionCryptoOptions } from './options'
 
 // CommonJS: require('fastify-sessions') is the plugin itself, carrying every export.

@@ -1,5 +1,5 @@
 import { InvalidOptionError } from './errors'
-import type { SessionStore } from './store'
+import type { SessionStore, StatelessStore } from './store'
 import { MemoryStore } from './stores/memory'
 
 export type ConflictPolicy = 'merge' | 'error' | 'overwrite'
@@ -24,7 +24,7 @@ export interface SessionCryptoOptions {
 /** Registration options. Every duration is in seconds. */
 export interface FastifySessionsOptions {
   secret: string | readonly string[]
-  store?: SessionStore
+  store?: SessionStore | StatelessStore
   cookieName?: string
   cookie?: SessionCookieOptions
   idleTimeout?: number
@@ -48,7 +48,7 @@ export interface ResolvedCookie {
 
 export interface ResolvedOptions {
   secrets: string[]
-  store: SessionStore
+  store: SessionStore | StatelessStore
   ownsStore: boolean
   cookieName: string
   cookie: ResolvedCookie
@@ -115,18 +115,28 @@ function secrets (value: unknown): string[] {
   return [...list]
 }
 
-function store (value: unknown): SessionStore | undefined {
-  if (value === undefined) return undefined
-  if (value === null || typeof value !== 'object') fail('store', 'must be a session store object')
-  const candidate = value as Record<string, unknown>
-  for (const method of ['get', 'set', 'destroy']) {
+function methods (candidate: Record<string, unknown>, required: string[], optional: string[]): void {
+  for (const method of required) {
     if (typeof candidate[method] !== 'function') fail('store', `is missing the method ${method}()`)
   }
-  for (const method of ['touch', 'close']) {
+  for (const method of optional) {
     if (candidate[method] !== undefined && typeof candidate[method] !== 'function') {
       fail('store', `${method} must be a function when present`)
     }
   }
+}
+
+function store (value: unknown): SessionStore | StatelessStore | undefined {
+  if (value === undefined) return undefined
+  if (value === null || typeof value !== 'object') fail('store', 'must be a session store object')
+  const candidate = value as Record<string, unknown>
+  if (candidate.stateless === true) {
+    methods(candidate, ['encode', 'decode'], ['close'])
+    const max = candidate.maxCookieBytes
+    if (typeof max !== 'number' || !Number.isInteger(max) || max < 1) fail('store', 'maxCookieBytes must be a positive integer')
+    return value as StatelessStore
+  }
+  methods(candidate, ['get', 'set', 'destroy'], ['touch', 'close'])
   return value as SessionStore
 }
 

@@ -1,11 +1,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ChangeLog } from './changes'
 import { expiryFor, nextRecord, retry, writeRecord } from './commit'
-import type { SessionContext } from './context'
+import type { SessionContext, StatelessCookie } from './context'
 import { newSessionId, storeKey } from './crypto/ids'
-import { InvalidKeyError, NotSerializableError, SessionConflictError, SessionDestroyedError } from './errors'
+import { CookieTooLargeError, InvalidKeyError, NotSerializableError, SessionConflictError, SessionDestroyedError } from './errors'
 import type { SessionCookieOptions } from './options'
-import type { SessionData, SessionRecord } from './store'
+import type { SessionData, SessionRecord, StatelessStore } from './store'
 
 /** Key under which flash messages live in the session data. */
 export const FLASH_KEY = '__flash'
@@ -14,10 +14,15 @@ type Flashes = Record<string, string[]>
 
 export interface LoadedSession {
   id: string
-  key: string
+  /** The store key; undefined for a stateless store. */
+  key: string | undefined
   record: SessionRecord
-  /** The cookie was signed with an older secret and must be re-issued. */
+  /** The cookie was signed or sealed with an older secret and must be re-issued. */
   resign: boolean
+  /** Stateless store: the incoming cookie, re-sent as is while nothing changes. */
+  sealed?: string
+  /** Stateless store: the cookie's plaintext payload, which reload() goes back to. */
+  payload?: string
 }
 
 const hasOwn = Object.hasOwn
@@ -68,6 +73,9 @@ export class Session {
   #touchRequested = false
   #cookieChanged: boolean
   #cookieOptions: SessionCookieOptions | undefined
+  // Stateless store only: the sealed cookie for the current state, and the data it holds.
+  #sealed: string | undefined
+  #payload: string | undefined
 
   static {
     commit = (session) => session.#commit()
@@ -88,6 +96,8 @@ export class Session {
       this.#key = loaded.key
       this.#adopt(loaded.record)
       this.#cookieChanged = loaded.resign
+      this.#sealed = loaded.sealed
+      this.#payload = loaded.payload
     }
   }
 
@@ -210,14 +220,22 @@ export class Session {
    */
   async update (fn: (session: this) => void | Promise<void>): Promise<void> {
     this.#usable('update')
+    if (this.#ctx.stateless !== undefined) {
+      // The cookie is the only copy: there is no newer one to re-run fn against.
+      await fn(this)
+      return this.#commit()
+    }
     await this.#commit()
     const key = this.#storeKey()
-    await this.#ctx.queue.run(key, () => retry(() => this.#updateOnce(key, fn)))
+    await this.#ctx.queue.run(key, () => retry(() => this.#updateOnce(key, fn))).catch((err: unknown) => {
+      throw this.#unserializable() ?? err
+    })
   }
 
   /** Drops uncommitted changes and re-reads the stored copy. */
   async reload (): Promise<void> {
     this.#usable('reload')
+    if (this.#ctx.stateless !== undefined) return this.#reloadSealed(this.#ctx.stateless.codec)
     const record = this.#version > 0 ? await this.#ctx.store.get(this.#storeKey()) : undefined
     this.#log.reset()
     this.#watched = undefined
@@ -245,6 +263,14 @@ export class Session {
     this.#cookieChanged = true
   }
 
+  // What reload() means without a store: back to the data of the last cookie read or sent.
+  #reloadSealed (codec: StatelessStore): void {
+    this.#log.reset()
+    this.#watched = undefined
+    const payload = this.#version === 0 || this.#payload === undefined ? undefined : codec.decode(this.#payload)
+    this.#data = payload?.data ?? {}
+  }
+
   #usable (method: string): void {
     if (this.#destroyed) throw new SessionDestroyedError(method)
   }
@@ -262,6 +288,7 @@ export class Session {
   }
 
   async #destroyRecord (): Promise<void> {
+    if (this.#ctx.stateless !== undefined) return
     const key = this.#storeKey()
     await this.#ctx.queue.run(key, () => this.#ctx.store.destroy(key))
   }
@@ -293,6 +320,27 @@ export class Session {
   }
 
   async #commit (): Promise<void> {
+    try {
+      await this.#commitOnce()
+    } catch (err) {
+      throw this.#unserializable() ?? err
+    }
+  }
+
+  // set() checks each value, but an object can still be changed into something JSON
+  // cannot hold (a cycle, a BigInt inside) afterwards. Looked for only when a write fails.
+  #unserializable (): Error | undefined {
+    for (const [key, value] of Object.entries(this.#data)) {
+      try {
+        serialize(key, value)
+      } catch (err) {
+        return err as Error
+      }
+    }
+    return undefined
+  }
+
+  async #commitOnce (): Promise<void> {
     if (this.#destroyed) return
     this.#detectMutations()
     let extended = false
@@ -302,10 +350,13 @@ export class Session {
     } else if (this.#version > 0) {
       extended = await this.#touch()
     }
-    if (this.#version > 0 && this.#wantsCookie(extended)) this.#sendCookie()
+    if (this.#version > 0 && this.#wantsCookie(extended)) await this.#sendCookie()
   }
 
   async #write (): Promise<void> {
+    if (this.#ctx.stateless !== undefined) {
+      return this.#written(nextRecord(this.#ctx, this.#data, this.#version, this.#createdAt))
+    }
     const key = this.#storeKey()
     const route = this.#request.routeOptions.config.session
     const policy = (typeof route === 'object' ? route.conflict : undefined) ?? this.#ctx.options.conflict
@@ -314,7 +365,9 @@ export class Session {
   }
 
   #written (record: SessionRecord): void {
-    if (this.#version === 0) this.#cookieChanged = true
+    // A stateless cookie carries the data, so every write is a new cookie.
+    if (this.#version === 0 || this.#ctx.stateless !== undefined) this.#cookieChanged = true
+    this.#sealed = undefined
     this.#adopt(record)
     this.#log.reset()
     this.#regenerated = false
@@ -344,7 +397,13 @@ export class Session {
     const target = expiryFor(this.#ctx, Date.now(), this.#createdAt)
     const gain = target - this.#expiresAt
     const due = this.#touchRequested ? gain > 0 : gain >= options.touchAfterMs
-    if (!due || store.touch === undefined) return false
+    if (!due) return false
+    if (this.#ctx.stateless !== undefined) {
+      // Re-sealing the cookie with a new last-active time is the stateless touch.
+      this.#written({ data: this.#data, version: this.#version, createdAt: this.#createdAt, expiresAt: target })
+      return true
+    }
+    if (store.touch === undefined) return false
     this.#touchRequested = false
     try {
       await store.touch(this.#storeKey(), target)
@@ -368,10 +427,28 @@ export class Session {
     return { ...merged, secure }
   }
 
-  #sendCookie (): void {
-    this.#reply.setCookie(this.#ctx.options.cookieName, this.#ctx.signer.sign(this.#id), this.#cookie())
+  async #sendCookie (): Promise<void> {
+    const { stateless, options } = this.#ctx
+    const cookie = this.#cookie()
+    const value = stateless === undefined ? this.#ctx.signer.sign(this.#id) : await this.#seal(stateless)
+    if (stateless !== undefined) {
+      // Browsers drop a cookie that is too large without a word: fail loudly instead.
+      const bytes = Buffer.byteLength(this.#reply.server.serializeCookie(options.cookieName, value, cookie))
+      if (bytes > stateless.codec.maxCookieBytes) throw new CookieTooLargeError(bytes, stateless.codec.maxCookieBytes)
+    }
+    this.#reply.setCookie(options.cookieName, value, cookie)
     this.#cookieChanged = false
     this.#noStore()
+  }
+
+  async #seal ({ codec, sealer }: StatelessCookie): Promise<string> {
+    if (this.#sealed !== undefined) return this.#sealed
+    const lastActive = Date.now()
+    const payload = codec.encode({ id: this.#id, data: this.#data, createdAt: this.#createdAt, lastActive })
+    this.#sealed = await sealer.seal(this.#ctx.options.cookieName, payload)
+    this.#payload = payload
+    this.#expiresAt = expiryFor(this.#ctx, lastActive, this.#createdAt)
+    return this.#sealed
   }
 
   #noStore (): void {

@@ -24,6 +24,31 @@ export interface SessionStore {
   close?(): Promise<void>
 }
 
+/** What a stateless store keeps in the cookie, sealed. Times are epoch milliseconds. */
+export interface SealedSession {
+  id: string
+  data: Record<string, unknown>
+  createdAt: number
+  /** When the cookie was last sealed: the idle timeout counts from here. */
+  lastActive: number
+}
+
+/**
+ * A store that keeps no server-side state: the whole session travels sealed in
+ * the cookie. The plugin recognises it by `stateless: true` and does the sealing
+ * itself (AES-256-GCM, the cookie name as authenticated context); the store only
+ * turns a session into the plaintext payload and back.
+ */
+export interface StatelessStore {
+  readonly stateless: true
+  /** Longest `Set-Cookie` header value allowed, in bytes. */
+  readonly maxCookieBytes: number
+  encode(session: SealedSession): string
+  /** The payload's session, or undefined when it is not one this store wrote. */
+  decode(payload: string): SealedSession | undefined
+  close?(): Promise<void>
+}
+
 /**
  * Data kept in a session. Augment it to type `get` and `set`:
  * `declare module 'fastify-sessions' { interface SessionData { userId: string } }`

@@ -9,7 +9,7 @@ import type { SessionRecord, SessionStore } from '../src/store'
 import { SECRET } from './helpers/app'
 
 function contextWith (store: SessionStore) {
-  return createContext(resolveOptions({ secret: SECRET, store }))
+  return createContext(resolveOptions({ secret: SECRET, store }), () => {})
 }
 
 t.test('retry gives up after MAX_ATTEMPTS with a conflict', async (t) => {

@@ -1,0 +1,304 @@
+import { Writable } from 'node:stream'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import t from 'tap'
+import { KeyRing } from '../src/crypto/key-ring'
+import { seal, unseal } from '../src/crypto/seal'
+import { CookieStore, type FastifySessionsOptions } from '../src/index'
+import { build, OLD_SECRET, SECRET, sessionCookie, setCookieLine } from './helpers/app'
+
+const MODES = ['never', 'always', 'auto'] as const
+type Mode = typeof MODES[number]
+const T0 = 1_700_000_000_000
+
+interface LogLine { level: number, msg: string, sessionRejected?: string, err?: { code?: string, message?: string } }
+
+function routes (app: FastifyInstance): void {
+  app.post('/login', async (req) => { await req.session.regenerate(); req.session.set('user', 'ada'); return { id: req.session.id } })
+  app.post('/logout', async (req) => { await req.session.destroy(); return 'bye' })
+  app.get('/reload', async (req) => { req.session.set('n', 99); await req.session.reload(); return { n: req.session.get('n') ?? null } })
+  app.get('/count', async (req) => {
+    await req.session.update((s) => { s.set('c', ((s.get('c') as number | undefined) ?? 0) + 1) })
+    return { c: req.session.get('c') }
+  })
+  app.get('/flash', async (req) => { req.session.flash('info', 'saved'); await req.session.save(); return 'ok' })
+  app.get('/flashes', async (req) => req.session.flashes('info'))
+  app.get('/fresh-reload', async (req) => { req.session.set('n', 5); await req.session.reload(); return { n: req.session.get('n') ?? null } })
+  app.get('/bigint', async (req) => { req.session.set('count', 1n as unknown as number); return 'no' })
+  app.get('/circular', async (req) => {
+    req.session.set('tree', { name: 'root' })
+    const tree = req.session.get('tree') as Record<string, unknown>
+    tree.self = tree
+    return 'no'
+  })
+  app.get('/anon', async () => 'hello')
+  app.get('/read', async (req) => ({ n: req.session.get('n') ?? null, isNew: req.session.isNew }))
+  app.get('/write', async (req) => {
+    req.session.set('n', ((req.session.get('n') as number | undefined) ?? 0) + 1)
+    return { n: req.session.get('n') }
+  })
+  app.get('/cart', async (req) => {
+    const cart = req.session.get('cart') as string[] | undefined
+    if (cart === undefined) req.session.set('cart', ['a'])
+    else cart.push(String.fromCharCode(97 + cart.length))
+    return req.session.get('cart')
+  })
+  app.get('/id', async (req) => ({ id: req.session.get('n') === undefined ? null : req.session.id }))
+  app.get('/touch', async (req) => { req.session.touch(); return 'ok' })
+  app.get('/big/:size', async (req) => {
+    req.session.set('big', 'x'.repeat(Number((req.params as { size: string }).size)))
+    return 'ok'
+  })
+}
+
+async function setup (t: tap.Test, mode: Mode, options: Partial<FastifySessionsOptions> = {}) {
+  const lines: LogLine[] = []
+  const stream = new Writable({ write (chunk, _enc, done) { lines.push(JSON.parse(String(chunk))); done() } })
+  const app = await build({ store: new CookieStore(), crypto: { offload: mode }, ...options }, routes, { logger: { level: 'debug', stream } })
+  t.teardown(() => app.close())
+  const rejected = (): string[] => lines.flatMap((l) => l.sessionRejected === undefined ? [] : [l.sessionRejected])
+  return { app, lines, rejected }
+}
+
+function valueOf (cookie: string): string {
+  return cookie.slice(cookie.indexOf('=') + 1)
+}
+
+// Reads a cookie's payload the way an attacker cannot: with the secret.
+function payloadOf (cookie: string, secrets: string[] = [SECRET], name = 'sid'): unknown[] {
+  const opened = unseal(new KeyRing(secrets), name, valueOf(cookie))
+  if (!opened.ok) throw new Error(`cookie does not open: ${opened.reason}`)
+  return JSON.parse(opened.plaintext.toString('utf8'))
+}
+
+function json (res: LightMyRequestResponse): unknown {
+  return res.json()
+}
+
+for (const mode of MODES) {
+  t.test(`offload '${mode}'`, async (t) => {
+    t.test('a session round-trips in the cookie with the secure defaults', async (t) => {
+      const { app } = await setup(t, mode)
+      const anon = await app.inject('/anon')
+      t.equal(anon.headers['set-cookie'], undefined, 'anonymous: no cookie')
+      t.equal((await app.inject('/read')).headers['set-cookie'], undefined, 'untouched new session: no cookie')
+      const first = await app.inject('/write')
+      const line = setCookieLine(first) as string
+      t.match(line, /^sid=[A-Za-z0-9_-]+; Path=\/; HttpOnly; SameSite=Lax$/)
+      t.equal(first.headers['cache-control'], 'no-store')
+      const cookie = sessionCookie(first) as string
+      const [id, createdAt, lastActive, data] = payloadOf(cookie)
+      t.match(id, /^[A-Za-z0-9_-]{43}$/, 'a 256-bit id inside')
+      t.equal(typeof createdAt, 'number')
+      t.ok((lastActive as number) - (createdAt as number) < 1000, 'last active when sealed')
+      t.same(data, { n: 1 })
+      t.notOk(cookie.includes('"n"'), 'the data is not readable in the cookie')
+      const second = await app.inject({ url: '/write', headers: { cookie } })
+      t.same(json(second), { n: 2 })
+      t.same(json(await app.inject({ url: '/read', headers: { cookie: sessionCookie(second) } })), { n: 2, isNew: false })
+    })
+
+    t.test('a read-only request sends no cookie; an in-place change is saved', async (t) => {
+      const { app } = await setup(t, mode)
+      const cookie = sessionCookie(await app.inject('/cart'))
+      const read = await app.inject({ url: '/read', headers: { cookie } })
+      t.equal(read.headers['set-cookie'], undefined)
+      const pushed = await app.inject({ url: '/cart', headers: { cookie } })
+      t.same(json(pushed), ['a', 'b'])
+      t.same(payloadOf(sessionCookie(pushed) as string)[3], { cart: ['a', 'b'] })
+    })
+
+    t.test('the idle deadline moves by re-sealing, throttled, and is enforced from the sealed time', async (t) => {
+      let now = T0
+      t.capture(Date, 'now', () => now)
+      const { app, rejected } = await setup(t, mode, { idleTimeout: 100 })
+      const cookie = sessionCookie(await app.inject('/write')) as string
+      now += 5_000
+      t.equal((await app.inject({ url: '/read', headers: { cookie } })).headers['set-cookie'], undefined, 'within 10%: no new cookie')
+      now += 6_000
+      const touched = sessionCookie(await app.inject({ url: '/read', headers: { cookie } })) as string
+      t.ok(touched, 'past 10% of the idle window: re-sealed')
+      t.same(payloadOf(touched).slice(1), [T0, T0 + 11_000, { n: 1 }], 'same created time and data, new last-active time')
+      now += 95_000
+      t.same(json(await app.inject({ url: '/read', headers: { cookie: touched } })), { n: 1, isNew: false }, 'the touched cookie lives on')
+      const replayed = await app.inject({ url: '/read', headers: { cookie } })
+      t.same(json(replayed), { n: null, isNew: true }, 'the old cookie is past its idle deadline')
+      t.same(rejected(), ['idle timeout passed'])
+    })
+
+    t.test('an explicit touch() re-seals at once', async (t) => {
+      let now = T0
+      t.capture(Date, 'now', () => now)
+      const { app } = await setup(t, mode, { idleTimeout: 100 })
+      const cookie = sessionCookie(await app.inject('/write'))
+      now += 1_000
+      const touched = sessionCookie(await app.inject({ url: '/touch', headers: { cookie } })) as string
+      t.equal(payloadOf(touched)[2], T0 + 1_000)
+    })
+
+    t.test('the absolute timeout holds however often the cookie is re-sealed', async (t) => {
+      let now = T0
+      t.capture(Date, 'now', () => now)
+      const { app, rejected } = await setup(t, mode, { idleTimeout: 60, absoluteTimeout: 150 })
+      let cookie = sessionCookie(await app.inject('/write'))
+      for (let i = 0; i < 3; i++) {
+        now += 40_000
+        const res = await app.inject({ url: '/write', headers: { cookie } })
+        t.same(json(res), { n: i + 2 }, `active at ${(i + 1) * 40}s`)
+        cookie = sessionCookie(res)
+      }
+      now += 40_000
+      t.same(json(await app.inject({ url: '/write', headers: { cookie } })), { n: 1 }, 'past 150 s: fresh session')
+      t.same(rejected(), ['absolute timeout passed'])
+    })
+
+    t.test('regenerate() issues a new id and keeps the data; destroy() expires the cookie', async (t) => {
+      const { app } = await setup(t, mode)
+      const cookie = sessionCookie(await app.inject('/write')) as string
+      const before = payloadOf(cookie)[0]
+      const login = await app.inject({ method: 'POST', url: '/login', headers: { cookie } })
+      const after = payloadOf(sessionCookie(login) as string)
+      t.not(after[0], before, 'a new id')
+      t.equal(after[0], (json(login) as { id: string }).id)
+      t.same(after[3], { n: 1, user: 'ada' })
+      const logout = await app.inject({ method: 'POST', url: '/logout', headers: { cookie: sessionCookie(login) } })
+      t.match(setCookieLine(logout), /^sid=; .*Expires=Thu, 01 Jan 1970 00:00:00 GMT/)
+    })
+
+    t.test('reload(), update(), flash() and save() work without a store', async (t) => {
+      const { app } = await setup(t, mode)
+      const cookie = sessionCookie(await app.inject('/write'))
+      const reloaded = await app.inject({ url: '/reload', headers: { cookie } })
+      t.same(json(reloaded), { n: 1 }, 'back to the data the cookie held')
+      t.equal(reloaded.headers['set-cookie'], undefined)
+      t.same(json(await app.inject('/fresh-reload')), { n: null }, 'a new session reloads to nothing')
+      const counted = await app.inject({ url: '/count', headers: { cookie } })
+      t.same(json(counted), { c: 1 })
+      t.same(payloadOf(sessionCookie(counted) as string)[3], { n: 1, c: 1 })
+      const flashed = await app.inject({ url: '/flash', headers: { cookie } })
+      t.same(json(await app.inject({ url: '/flashes', headers: { cookie: sessionCookie(flashed) } })), ['saved'])
+    })
+
+    t.test('saveUninitialized and rolling', async (t) => {
+      const eager = await setup(t, mode, { saveUninitialized: true })
+      const first = sessionCookie(await eager.app.inject('/read')) as string
+      t.same(payloadOf(first)[3], {}, 'an empty session is sent')
+      const rolling = await setup(t, mode, { rolling: true, cookie: { maxAge: 60 } })
+      const cookie = sessionCookie(await rolling.app.inject('/write'))
+      const again = await rolling.app.inject({ url: '/read', headers: { cookie } })
+      t.equal(sessionCookie(again), cookie, 'rolling re-sends the same sealed value: nothing changed')
+      t.match(setCookieLine(again), /Max-Age=60/)
+    })
+
+    t.test('key rotation: an older secret opens and is re-issued; a removed one gives a fresh session', async (t) => {
+      const old = await setup(t, mode, { secret: OLD_SECRET })
+      const oldCookie = sessionCookie(await old.app.inject('/write')) as string
+      const rotated = await setup(t, mode, { secret: [SECRET, OLD_SECRET] })
+      const res = await rotated.app.inject({ url: '/read', headers: { cookie: oldCookie } })
+      t.same(json(res), { n: 1, isNew: false })
+      const reissued = sessionCookie(res) as string
+      t.ok(reissued, 're-issued on this response')
+      t.same(payloadOf(reissued, [SECRET]), payloadOf(oldCookie, [OLD_SECRET]).slice(0, 2).concat(payloadOf(reissued).slice(2)))
+      t.same(payloadOf(reissued)[3], { n: 1 }, 'sealed under the current secret only')
+      const current = await rotated.app.inject({ url: '/read', headers: { cookie: reissued } })
+      t.equal(current.headers['set-cookie'], undefined, 'a current cookie is not re-issued')
+      const retired = await setup(t, mode, { secret: SECRET })
+      t.same(json(await retired.app.inject({ url: '/read', headers: { cookie: oldCookie } })), { n: null, isNew: true })
+      t.same(retired.rejected(), ['unknown key id'])
+    })
+
+    t.test('the Set-Cookie header stays within 4096 bytes or the request fails, logged, with no cookie', async (t) => {
+      const { app, lines } = await setup(t, mode)
+      const fits = await app.inject('/big/2900')
+      t.equal(fits.statusCode, 200)
+      t.ok(Buffer.byteLength(setCookieLine(fits) as string) <= 4096)
+      const tooBig = await app.inject({ url: '/big/3100', headers: { cookie: sessionCookie(fits) } })
+      t.equal(tooBig.statusCode, 500)
+      t.equal(tooBig.json().code, 'FST_SESS_COOKIE_TOO_LARGE')
+      t.match(tooBig.json().message, /would be 4\d{3} bytes, over the 4096-byte limit/)
+      t.equal(setCookieLine(tooBig), undefined, 'no cookie at all')
+      t.ok(lines.some((l) => l.level >= 50 && l.err?.code === 'FST_SESS_COOKIE_TOO_LARGE'), 'logged as an error')
+      const still = await app.inject({ url: '/read', headers: { cookie: sessionCookie(fits) } })
+      t.equal(still.statusCode, 200, 'the earlier cookie still works')
+    })
+
+    t.test('a value that has no JSON form fails naming the key', async (t) => {
+      const { app } = await setup(t, mode)
+      for (const [url, key] of [['/bigint', 'count'], ['/circular', 'tree']]) {
+        const res = await app.inject(url)
+        t.equal(res.statusCode, 500)
+        t.equal(res.json().code, 'FST_SESS_NOT_SERIALIZABLE')
+        t.match(res.json().message, `"${key}"`)
+        t.equal(setCookieLine(res), undefined)
+      }
+    })
+  })
+}
+
+t.test('bad cookies give a fresh session and a debug line naming the reason, never a 5xx', async (t) => {
+  for (const mode of MODES) {
+    const { app, rejected } = await setup(t, mode)
+    const cookie = sessionCookie(await app.inject('/write')) as string
+    const value = valueOf(cookie)
+    const bytes = Buffer.from(value, 'base64url')
+    const reencode = (b: Buffer): string => b.toString('base64url')
+    const cases: Array<[string, string]> = []
+    for (let i = 0; i < bytes.length; i++) {
+      const flipped = Buffer.from(bytes)
+      flipped[i] ^= 0x01 << (i % 8)
+      cases.push([`byte ${i} flipped`, reencode(flipped)])
+    }
+    for (let n = 0; n < value.length; n += 7) cases.push([`truncated to ${n}`, value.slice(0, n)])
+    cases.push(['extended', value + 'AAAA'], ['one byte extended', reencode(Buffer.concat([bytes, Buffer.from([0])]))])
+    cases.push(['standard base64', bytes.toString('base64')], ['random', reencode(Buffer.alloc(80, 7))])
+    cases.push(['oversized', 'A'.repeat(8000)], ['not base64', '%%%%'])
+    const version = Buffer.from(bytes)
+    version[0] = 2
+    cases.push(['unknown format version', reencode(version)])
+    const keyId = Buffer.from(bytes)
+    keyId.writeUInt32BE((keyId.readUInt32BE(1) + 1) >>> 0, 1)
+    cases.push(['unknown key id', reencode(keyId)])
+    cases.push(['another cookie name', seal(new KeyRing([SECRET]), 'other', JSON.stringify(payloadOf(cookie)))])
+    cases.push(['authentic but not a session', seal(new KeyRing([SECRET]), 'sid', '{"n":1}')])
+    cases.push(['authentic but poisoned', seal(new KeyRing([SECRET]), 'sid', '{"__proto__":{"x":1}}')])
+    cases.push(['authentic bad id', seal(new KeyRing([SECRET]), 'sid', JSON.stringify(['short', T0, T0, {}]))])
+    for (const [name, bad] of cases) {
+      const res = await app.inject({ url: '/read', headers: { cookie: `sid=${bad}` } })
+      if (res.statusCode !== 200 || (res.json() as { isNew: boolean }).isNew !== true) t.fail(`${mode}: ${name}`)
+    }
+    t.equal(rejected().length, cases.length, `${mode}: a debug line for every rejected cookie`)
+    t.same([...new Set(rejected())].sort(), ['authentication failed', 'malformed', 'unknown format version', 'unknown key id', 'unreadable payload'])
+    t.same(json(await app.inject({ url: '/read', headers: { cookie } })), { n: 1, isNew: false }, `${mode}: the pool still works`)
+  }
+})
+
+t.test('cookies sealed in any offload mode open in every other mode', async (t) => {
+  const cookies = new Map<Mode, string>()
+  for (const mode of MODES) cookies.set(mode, sessionCookie(await (await setup(t, mode)).app.inject('/write')) as string)
+  for (const reader of MODES) {
+    const { app } = await setup(t, reader)
+    for (const [writer, cookie] of cookies) {
+      t.same(json(await app.inject({ url: '/read', headers: { cookie } })), { n: 1, isNew: false }, `${writer} -> ${reader}`)
+    }
+  }
+})
+
+t.test('a cookie for one cookie name does not open under another', async (t) => {
+  const a = await setup(t, 'never', { cookieName: 'a' })
+  const b = await setup(t, 'never', { cookieName: 'b' })
+  const cookie = sessionCookie(await a.app.inject('/write'), 'a') as string
+  const res = await b.app.inject({ url: '/read', headers: { cookie: `b=${valueOf(cookie)}` } })
+  t.same(json(res), { n: null, isNew: true })
+  t.same(b.rejected(), ['authentication failed'])
+})
+
+t.test('CookieStore options', async (t) => {
+  t.equal(new CookieStore().maxCookieBytes, 4096)
+  t.equal(new CookieStore({ maxCookieBytes: 1024 }).maxCookieBytes, 1024)
+  for (const bad of [100, 5000, 1.5, '4096']) {
+    t.throws(() => new CookieStore({ maxCookieBytes: bad as number }), { code: 'FST_SESS_INVALID_OPTION', message: /maxCookieBytes/ })
+  }
+  const { app } = await setup(t, 'never', { store: new CookieStore({ maxCookieBytes: 1024 }) })
+  const res = await app.inject('/big/1000')
+  t.equal(res.json().code, 'FST_SESS_COOKIE_TOO_LARGE')
+  t.match(res.json().message, /over the 1024-byte limit/)
+})
