@@ -77,7 +77,7 @@ function encryptAtRest (store: GuardedStore, sealer: Sealer): GuardedStore {
 
 function serverStore (options: ResolvedOptions, sealer: Sealer | undefined): GuardedStore {
   const guarded = guard(options.store as SessionStore)
-  return options.encryptAtRest && sealer !== undefined ? encryptAtRest(guarded, sealer) : guarded
+  return options.encryptAtRest ? encryptAtRest(guarded, sealer as Sealer) : guarded
 }
 
 export function createContext (options: ResolvedOptions, onPoolError: (error: unknown) => void): SessionContext {

@@ -3,6 +3,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t from 'tap'
 import { KeyRing } from '../src/crypto/key-ring'
 import { seal, unseal } from '../src/crypto/seal'
+import { Sealer } from '../src/crypto/sealer'
 import { CookieStore, type FastifySessionsOptions } from '../src/index'
 import { build, OLD_SECRET, SECRET, sessionCookie, setCookieLine } from './helpers/app'
 
@@ -301,4 +302,22 @@ t.test('CookieStore options', async (t) => {
   const res = await app.inject('/big/1000')
   t.equal(res.json().code, 'FST_SESS_COOKIE_TOO_LARGE')
   t.match(res.json().message, /over the 1024-byte limit/)
+})
+
+t.test('each registration has its own pool, started on first use and destroyed by app.close()', async (t) => {
+  const destroyed: Array<{ started: boolean | undefined }> = []
+  const original = Sealer.prototype.destroy
+  Sealer.prototype.destroy = async function (this: Sealer) {
+    destroyed.push({ started: this.pool?.started })
+    return original.call(this)
+  }
+  t.teardown(() => { Sealer.prototype.destroy = original })
+  const idle = await build({ store: new CookieStore(), crypto: { offload: 'always' } })
+  await idle.close()
+  const busy = await build({ store: new CookieStore(), crypto: { offload: 'always', threads: 2 } }, routes)
+  t.ok(sessionCookie(await busy.inject('/write')))
+  await busy.close()
+  const plain = await build({}, routes)
+  await plain.close()
+  t.same(destroyed, [{ started: false }, { started: true }], 'no pool without sealing; each pool destroyed on close')
 })

@@ -1,0 +1,128 @@
+import type { FastifyInstance } from 'fastify'
+import { Redis } from 'ioredis'
+import t from 'tap'
+import { storeKey } from '../src/crypto/ids'
+import { MemoryStore, RedisStore, type FastifySessionsOptions, type SessionRecord, type SessionStore } from '../src/index'
+import { build, OLD_SECRET, SECRET, sessionCookie } from './helpers/app'
+import { redisUnavailable, startStandalone } from './helpers/redis-servers'
+
+const MODES = ['never', 'always', 'auto'] as const
+const MARKER = 'card-4111-1111-1111-1111'
+// Sealed text is base64url, so a quoted name or a phrase with a space can only be plaintext.
+// Hundreds of KB: the sessions where the worker pool may pay.
+const LARGE = 'lorem ipsum '.repeat(30_000)
+
+/** A MemoryStore that also keeps the JSON of every record it was handed: what a dump would show. */
+class RecordingStore implements SessionStore {
+  inner = new MemoryStore()
+  raw = new Map<string, string>()
+
+  async get (key: string): Promise<SessionRecord | undefined> {
+    return this.inner.get(key)
+  }
+
+  async set (key: string, record: SessionRecord, expected: number): Promise<boolean> {
+    const written = await this.inner.set(key, record, expected)
+    if (written) this.raw.set(key, JSON.stringify(record))
+    return written
+  }
+
+  async destroy (key: string): Promise<void> {
+    this.raw.delete(key)
+    return this.inner.destroy(key)
+  }
+
+  async close (): Promise<void> {
+    return this.inner.close()
+  }
+
+  dump (): string {
+    return [...this.raw.values()].join('\n')
+  }
+}
+
+function routes (app: FastifyInstance): void {
+  app.get('/write', async (req) => {
+    req.session.set('card', MARKER)
+    req.session.set('notes', LARGE)
+    return 'ok'
+  })
+  app.get('/read', async (req) => ({ card: req.session.get('card') ?? null, size: (req.session.get('notes') as string | undefined)?.length ?? 0 }))
+  app.get('/count', async (req) => {
+    await req.session.update((s) => { s.set('n', ((s.get('n') as number | undefined) ?? 0) + 1) })
+    return { n: req.session.get('n') }
+  })
+}
+
+async function app (t: tap.Test, options: Partial<FastifySessionsOptions>): Promise<FastifyInstance> {
+  const built = await build({ encryptAtRest: true, ...options }, routes)
+  t.teardown(() => built.close())
+  return built
+}
+
+for (const offload of MODES) {
+  t.test(`offload '${offload}': a dump of the store reveals nothing, and sessions still work`, async (t) => {
+    const store = new RecordingStore()
+    t.teardown(() => store.close())
+    const server = await app(t, { store, crypto: { offload } })
+    const cookie = sessionCookie(await server.inject('/write'))
+    const dump = store.dump()
+    t.equal(store.raw.size, 1)
+    t.notOk(dump.includes(MARKER), 'no plaintext value')
+    t.notOk(dump.includes('lorem ipsum'), 'no plaintext in the large value either')
+    t.notOk(dump.includes('"card"'), 'not even the key names')
+    const [raw] = store.raw.values()
+    t.same(Object.keys(JSON.parse(raw).data), ['sealed'], 'the store sees one sealed field')
+    t.same((await server.inject({ url: '/read', headers: { cookie } })).json(), { card: MARKER, size: LARGE.length })
+    t.same((await server.inject({ url: '/count', headers: { cookie } })).json(), { n: 1 })
+    t.same((await server.inject({ url: '/count', headers: { cookie } })).json(), { n: 2 })
+    t.notOk(store.dump().includes(MARKER))
+  })
+}
+
+t.test('records cannot be forged or moved by whoever can write to the store', async (t) => {
+  const store = new RecordingStore()
+  t.teardown(() => store.close())
+  const server = await app(t, { store })
+  const a = sessionCookie(await server.inject('/write')) as string
+  const b = sessionCookie(await server.inject('/write')) as string
+  const keyOf = (cookie: string): string => storeKey(cookie.slice(4, 47))
+  const recordA = await store.inner.get(keyOf(a)) as SessionRecord
+  // B's key now holds A's sealed data: it is bound to A's key and does not open.
+  await store.inner.set(keyOf(b), { ...recordA, version: 2 }, 1)
+  t.same((await server.inject({ url: '/read', headers: { cookie: b } })).json(), { card: null, size: 0 }, 'moved data is refused')
+  // A plaintext record planted under A's key is refused too.
+  await store.inner.set(keyOf(a), { ...recordA, data: { card: 'forged' }, version: 2 }, 1)
+  t.same((await server.inject({ url: '/read', headers: { cookie: a } })).json(), { card: null, size: 0 }, 'plaintext is refused')
+})
+
+t.test('records sealed under an older secret open while it is listed', async (t) => {
+  const store = new RecordingStore()
+  t.teardown(() => store.close())
+  const before = await app(t, { store, secret: OLD_SECRET })
+  const cookie = sessionCookie(await before.inject('/write'))
+  const rotated = await app(t, { store, secret: [SECRET, OLD_SECRET] })
+  t.same((await rotated.inject({ url: '/read', headers: { cookie } })).json(), { card: MARKER, size: LARGE.length })
+  const retired = await app(t, { store, secret: [SECRET] })
+  t.same((await retired.inject({ url: '/read', headers: { cookie } })).json(), { card: null, size: 0 })
+})
+
+t.test('encryptAtRest on a real Redis: HGETALL shows no plaintext', async (t) => {
+  if (redisUnavailable(t)) return
+  const redis = await startStandalone()
+  t.teardown(() => redis.stop())
+  const client = new Redis({ host: '127.0.0.1', port: redis.port })
+  t.teardown(() => client.disconnect())
+  for (const offload of MODES) {
+    const prefix = `rest:${offload}:`
+    const server = await app(t, { store: new RedisStore({ client, prefix }), crypto: { offload } })
+    const cookie = sessionCookie(await server.inject('/write'))
+    const keys = await client.keys(`${prefix}*`)
+    t.equal(keys.length, 1, `${offload}: one record`)
+    const hash = await client.hgetall(keys[0])
+    const dump = Object.entries(hash).flat().join('\n')
+    t.ok(dump.length > LARGE.length, `${offload}: the large value is stored`)
+    t.same([MARKER, 'lorem ipsum', '"card"'].filter((s) => dump.includes(s)), [], `${offload}: no plaintext in Redis`)
+    t.same((await server.inject({ url: '/read', headers: { cookie } })).json(), { card: MARKER, size: LARGE.length })
+  }
+})
