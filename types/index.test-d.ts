@@ -1,11 +1,15 @@
 import Fastify from 'fastify'
 import { expectAssignable, expectError, expectType } from 'tsd'
 import fastifySessions, {
+  CookieStore,
+  CookieTooLargeError,
   MemoryStore,
   Session,
   type FastifySessionsOptions,
+  type SealedSession,
   type SessionRecord,
-  type SessionStore
+  type SessionStore,
+  type StatelessStore
 } from '..'
 
 declare module '..' {
@@ -82,3 +86,13 @@ class MyStore implements SessionStore {
 }
 app.register(fastifySessions, { secret: 'x'.repeat(32), store: new MyStore() })
 expectError(app.register(fastifySessions, { secret: 'x'.repeat(32), store: { get: async () => undefined } }))
+
+// The stateless cookie store, and encryption at rest with the worker pool
+app.register(fastifySessions, { secret: 'x'.repeat(32), store: new CookieStore({ maxCookieBytes: 4000 }), crypto: { offload: 'auto', threads: 2 } })
+app.register(fastifySessions, { secret: 'x'.repeat(32), encryptAtRest: true, crypto: { offload: 'always' } })
+expectError(app.register(fastifySessions, { secret: 'x'.repeat(32), crypto: { offload: 'sometimes' } }))
+expectError(new CookieStore({ maxCookieBytes: '4096' }))
+expectAssignable<StatelessStore>(new CookieStore())
+expectType<number>(new CookieStore().maxCookieBytes)
+expectType<SealedSession | undefined>(new CookieStore().decode('[]'))
+expectType<"FST_SESS_COOKIE_TOO_LARGE">(new CookieTooLargeError(5000, 4096).code)
