@@ -73,6 +73,7 @@ export class Session {
   #touchRequested = false
   #cookieChanged: boolean
   #cookieOptions: SessionCookieOptions | undefined
+  #cookieSent = false
   // Stateless store only: the sealed cookie for the current state, and the data it holds.
   #sealed: string | undefined
   #payload: string | undefined
@@ -436,9 +437,22 @@ export class Session {
       const bytes = Buffer.byteLength(this.#reply.server.serializeCookie(options.cookieName, value, cookie))
       if (bytes > stateless.codec.maxCookieBytes) throw new CookieTooLargeError(bytes, stateless.codec.maxCookieBytes)
     }
+    if (this.#cookieSent) this.#dropEarlierCookie()
     this.#reply.setCookie(options.cookieName, value, cookie)
+    this.#cookieSent = true
     this.#cookieChanged = false
     this.#noStore()
+  }
+
+  // A cookie from an earlier save() may already be in the headers (once @fastify/cookie's
+  // onSend ran, setCookie appends): one session cookie per response is enough.
+  #dropEarlierCookie (): void {
+    const header = this.#reply.getHeader('set-cookie')
+    if (header === undefined) return
+    const prefix = this.#ctx.options.cookieName + '='
+    const kept = [header].flat().map(String).filter((line) => !line.startsWith(prefix))
+    this.#reply.removeHeader('set-cookie')
+    if (kept.length > 0) this.#reply.header('set-cookie', kept)
   }
 
   async #seal ({ codec, sealer }: StatelessCookie): Promise<string> {

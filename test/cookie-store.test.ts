@@ -5,6 +5,7 @@ import { KeyRing } from '../src/crypto/key-ring'
 import { seal, unseal } from '../src/crypto/seal'
 import { Sealer } from '../src/crypto/sealer'
 import { CookieStore, type FastifySessionsOptions } from '../src/index'
+import { basicRoutes } from './helpers/routes'
 import { build, OLD_SECRET, SECRET, sessionCookie, setCookieLine } from './helpers/app'
 
 const MODES = ['never', 'always', 'auto'] as const
@@ -31,20 +32,22 @@ function routes (app: FastifyInstance): void {
     tree.self = tree
     return 'no'
   })
-  app.get('/anon', async () => 'hello')
-  app.get('/read', async (req) => ({ n: req.session.get('n') ?? null, isNew: req.session.isNew }))
-  app.get('/write', async (req) => {
-    req.session.set('n', ((req.session.get('n') as number | undefined) ?? 0) + 1)
-    return { n: req.session.get('n') }
+  app.get('/save-twice', async (req, reply) => {
+    req.session.set('a', 1)
+    await req.session.save()
+    req.session.set('b', 2)
+    await req.session.save()
+    reply.setCookie('theme', 'dark')
+    req.session.set('c', 3)
+    return 'ok'
   })
-  app.get('/cart', async (req) => {
-    const cart = req.session.get('cart') as string[] | undefined
-    if (cart === undefined) req.session.set('cart', ['a'])
-    else cart.push(String.fromCharCode(97 + cart.length))
-    return req.session.get('cart')
+  app.get('/save-then-change', async (req) => {
+    req.session.set('a', 1)
+    await req.session.save()
+    req.session.set('b', 2)
+    return 'ok'
   })
-  app.get('/id', async (req) => ({ id: req.session.get('n') === undefined ? null : req.session.id }))
-  app.get('/touch', async (req) => { req.session.touch(); return 'ok' })
+  basicRoutes(app)
   app.get('/big/:size', async (req) => {
     req.session.set('big', 'x'.repeat(Number((req.params as { size: string }).size)))
     return 'ok'
@@ -177,6 +180,17 @@ for (const mode of MODES) {
       t.same(payloadOf(sessionCookie(counted) as string)[3], { n: 1, c: 1 })
       const flashed = await app.inject({ url: '/flash', headers: { cookie } })
       t.same(json(await app.inject({ url: '/flashes', headers: { cookie: sessionCookie(flashed) } })), ['saved'])
+    })
+
+    t.test('save() then more changes: one session cookie, the latest', async (t) => {
+      const { app } = await setup(t, mode)
+      for (const [url, others, data] of [['/save-twice', ['theme=dark'], { a: 1, b: 2, c: 3 }], ['/save-then-change', [], { a: 1, b: 2 }]] as const) {
+        const res = await app.inject(url)
+        const lines = [res.headers['set-cookie'] ?? []].flat()
+        t.equal(lines.filter((l) => l.startsWith('sid=')).length, 1, `${url}: one sid cookie`)
+        t.same(lines.filter((l) => !l.startsWith('sid=')).map((l) => l.split(';')[0]), others, `${url}: other cookies kept`)
+        t.same(payloadOf(sessionCookie(res) as string)[3], data, `${url}: the last state`)
+      }
     })
 
     t.test('saveUninitialized and rolling', async (t) => {

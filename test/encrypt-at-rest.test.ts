@@ -48,6 +48,7 @@ function routes (app: FastifyInstance): void {
     return 'ok'
   })
   app.get('/read', async (req) => ({ card: req.session.get('card') ?? null, size: (req.session.get('notes') as string | undefined)?.length ?? 0 }))
+  app.get('/logout', async (req) => { await req.session.destroy(); return 'bye' })
   app.get('/count', async (req) => {
     await req.session.update((s) => { s.set('n', ((s.get('n') as number | undefined) ?? 0) + 1) })
     return { n: req.session.get('n') }
@@ -94,6 +95,9 @@ t.test('records cannot be forged or moved by whoever can write to the store', as
   // A plaintext record planted under A's key is refused too.
   await store.inner.set(keyOf(a), { ...recordA, data: { card: 'forged' }, version: 2 }, 1)
   t.same((await server.inject({ url: '/read', headers: { cookie: a } })).json(), { card: null, size: 0 }, 'plaintext is refused')
+  const c = sessionCookie(await server.inject('/write')) as string
+  await server.inject({ url: '/logout', headers: { cookie: c } })
+  t.same((await server.inject({ url: '/read', headers: { cookie: c } })).json(), { card: null, size: 0 }, 'a destroyed record stays gone')
 })
 
 t.test('records sealed under an older secret open while it is listed', async (t) => {

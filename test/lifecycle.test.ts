@@ -1,25 +1,14 @@
 import t from 'tap'
 import { build, sessionCookie, setCookieLine } from './helpers/app'
 import { CountingStore } from './helpers/counting-store'
+import { basicRoutes } from './helpers/routes'
 
 async function setup (t: tap.Test, options = {}) {
   const store = new CountingStore()
   t.teardown(() => store.close())
   const app = await build({ store, ...options }, (app) => {
-    app.get('/anon', async () => 'hello')
-    app.get('/read', async (req) => ({ n: req.session.get('n') ?? null, isNew: req.session.isNew }))
-    app.get('/write', async (req) => {
-      req.session.set('n', ((req.session.get('n') as number | undefined) ?? 0) + 1)
-      return { n: req.session.get('n') }
-    })
-    app.get('/cart', async (req) => {
-      const cart = req.session.get('cart') as string[] | undefined
-      if (cart === undefined) req.session.set('cart', ['a'])
-      else cart.push(String.fromCharCode(97 + cart.length))
-      return req.session.get('cart')
-    })
+    basicRoutes(app)
     app.get('/peek-cart', async (req) => req.session.get('cart') ?? null)
-    app.get('/touch', async (req) => { req.session.touch(); return 'ok' })
   })
   t.teardown(() => app.close())
   return { app, store }
