@@ -48,6 +48,18 @@ function routes (app: FastifyInstance): void {
     return 'ok'
   })
   basicRoutes(app)
+  app.get('/remember', async (req) => { req.session.options({ maxAge: 3600 }); return 'ok' })
+  app.get('/keep-user', async (req) => {
+    req.session.set('user', 'ada')
+    await req.session.regenerate(['user'])
+    return req.session.data()
+  })
+  app.get('/destroy-then-set', async (req) => {
+    await req.session.destroy()
+    req.session.set('n', 1)
+    return 'no'
+  })
+  app.get('/clear', async (req) => { req.session.clear(); return req.session.data() })
   app.get('/big/:size', async (req) => {
     req.session.set('big', 'x'.repeat(Number((req.params as { size: string }).size)))
     return 'ok'
@@ -191,6 +203,22 @@ for (const mode of MODES) {
         t.same(lines.filter((l) => !l.startsWith('sid=')).map((l) => l.split(';')[0]), others, `${url}: other cookies kept`)
         t.same(payloadOf(sessionCookie(res) as string)[3], data, `${url}: the last state`)
       }
+    })
+
+    t.test('options(), regenerate(keep), clear() and destroy() being final', async (t) => {
+      const { app } = await setup(t, mode)
+      const cookie = sessionCookie(await app.inject('/write'))
+      const remembered = await app.inject({ url: '/remember', headers: { cookie } })
+      t.match(setCookieLine(remembered), /; Max-Age=3600/, 'per-response attributes')
+      t.equal(sessionCookie(remembered), cookie, 'same content: the sealed value is re-sent as is')
+      const kept = await app.inject({ url: '/keep-user', headers: { cookie } })
+      t.same(kept.json(), { user: 'ada' })
+      t.same(payloadOf(sessionCookie(kept) as string)[3], { user: 'ada' })
+      const cleared = await app.inject({ url: '/clear', headers: { cookie } })
+      t.same(cleared.json(), {})
+      t.same(payloadOf(sessionCookie(cleared) as string)[3], {})
+      const final = await app.inject({ url: '/destroy-then-set', headers: { cookie } })
+      t.equal(final.json().code, 'FST_SESS_DESTROYED')
     })
 
     t.test('saveUninitialized and rolling', async (t) => {
