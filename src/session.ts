@@ -228,7 +228,12 @@ export class Session {
     }
     await this.#commit()
     const key = this.#storeKey()
-    await this.#ctx.queue.run(key, () => retry(() => this.#updateOnce(key, fn))).catch((err: unknown) => {
+    // The first attempt runs on the copy this request already holds (loaded or just
+    // committed, so usually the latest): compare-and-set tells if it was not, and only
+    // then is the stored copy read. Uncontended, an update costs one write and no read.
+    let attempts = 0
+    const attempt = (): Promise<boolean> => this.#updateOnce(key, fn, attempts++ > 0)
+    await this.#ctx.queue.run(key, () => retry(attempt)).catch((err: unknown) => {
       throw this.#unserializable() ?? err
     })
   }
@@ -375,8 +380,8 @@ export class Session {
     this.#touchRequested = false
   }
 
-  async #updateOnce (key: string, fn: (session: this) => void | Promise<void>): Promise<boolean> {
-    if (this.#version > 0) {
+  async #updateOnce (key: string, fn: (session: this) => void | Promise<void>, reread: boolean): Promise<boolean> {
+    if (reread && this.#version > 0) {
       const latest = await this.#ctx.store.get(key)
       if (latest === undefined) throw new SessionConflictError('a concurrent request destroyed this session')
       this.#adopt(latest)

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { MemoryStore } from '../src/index'
 import { build, sessionCookie } from './helpers/app'
+import { CountingStore } from './helpers/counting-store'
 import { Races } from './helpers/gate'
 
 const jitter = () => sleep(Math.random() * 8)
@@ -101,6 +102,18 @@ t.test('update() on a new session creates it and sends the cookie', async (t) =>
   const cookie = sessionCookie(res) as string
   t.ok(cookie)
   t.same((await dump(app, cookie)).list, [1])
+})
+
+t.test('an uncontended update() reads the store once (at load) and writes once', async (t) => {
+  const store = new CountingStore()
+  t.teardown(() => store.close())
+  const app = await build({ store }, routes)
+  t.teardown(() => app.close())
+  const cookie = sessionCookie(await app.inject('/seed')) as string
+  store.reset()
+  await post(app, '/increment', cookie)
+  t.same(store.calls, { get: 1, set: 1, destroy: 0, touch: 0 })
+  t.equal((await dump(app, cookie)).counter, 1)
 })
 
 t.test('update() that changes nothing writes nothing', async (t) => {
