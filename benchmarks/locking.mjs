@@ -16,7 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { cpus, loadavg } from 'node:os'
 import autocannon from 'autocannon'
-import { createSessions, dump, fireAll, login, median, startServer } from './lib/harness.mjs'
+import { createSessions, dump, fireAll, median, seed, startServer } from './lib/harness.mjs'
 
 const DURATION = Number(process.env.DURATION ?? 4)
 const ROUNDS = Number(process.env.ROUNDS ?? 5)
@@ -133,14 +133,14 @@ function summarize (rounds) {
 
 /** 100 concurrent requests on one fresh session, each setting its own key k0..k99. */
 async function distinctKeys (server) {
-  const cookie = await login(server.url)
+  const cookie = await seed(server.url)
   const statuses = await fireAll(server.url, cookie, Array.from({ length: RACERS }, (_, i) => `/race/k${i}`))
   return { surviving: (await dump(server.url, cookie)).keys, failed: statuses.filter((s) => s !== 200).length }
 }
 
 /** 100 concurrent increments of one fresh session's counter n (starting at 0). */
 async function counter (server, path) {
-  const cookie = await login(server.url)
+  const cookie = await seed(server.url)
   const statuses = await fireAll(server.url, cookie, Array.from({ length: RACERS }, () => path))
   return { final: (await dump(server.url, cookie)).n, failed: statuses.filter((s) => s !== 200).length }
 }

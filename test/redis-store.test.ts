@@ -170,6 +170,28 @@ function scriptTests (t: tap.Test, client: Redis, admin: Redis): void {
     t.same([read?.data, read?.version, read?.expiresAt], [{ v: 3 }, 3, later], 'touch after a flush')
   })
 
+  t.test('commands issued in one turn of the event loop leave in one write', async (t) => {
+    const store = new RedisStore({ client, prefix: uniquePrefix('batch') })
+    // A write first, so the script is cached and no NOSCRIPT fallback adds a round.
+    await store.set(uniqueKey(), record({}, 1), 0)
+    const stream = (client as unknown as { stream: import('node:stream').Writable }).stream
+    let writes = 0
+    const count = (): void => { writes++ }
+    const original = { write: stream._write, writev: stream._writev }
+    stream._write = function (...args) { count(); return original.write.apply(this, args) }
+    stream._writev = function (...args) { count(); return original.writev?.apply(this, args) }
+    t.teardown(() => { Object.assign(stream, { _write: original.write, _writev: original.writev }) })
+    const keys = Array.from({ length: 20 }, () => uniqueKey())
+    const written = await Promise.all(keys.map((key, i) => store.set(key, record({ i }, 1), 0)))
+    t.same(written, keys.map(() => true))
+    t.equal(writes, 1, '20 writes, one socket write')
+    writes = 0
+    const read = await Promise.all(keys.map((key) => store.get(key)))
+    t.same(read.map((r) => r?.data), keys.map((_, i) => ({ i })))
+    t.equal(writes, 1, '20 reads, one socket write')
+    t.equal(stream.writableCorked, 0, 'nothing is held back afterwards')
+  })
+
   t.test('other Redis errors reject', async (t) => {
     const prefix = uniquePrefix('wrongtype')
     const store = new RedisStore({ client, prefix })

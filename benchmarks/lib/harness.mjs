@@ -7,8 +7,8 @@ const SERVER = fileURLToPath(new URL('./server.mjs', import.meta.url))
 const START_TIMEOUT_MS = 15_000
 
 /** Forks a server for `contender`; resolves once it listens, with its url and an rpc(). */
-export function startServer (contender) {
-  const child = fork(SERVER, [contender], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+export function startServer (contender, env = {}, execArgv = []) {
+  const child = fork(SERVER, [contender], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env }, execArgv })
   const pending = new Map()
   let nextId = 0
   return new Promise((resolve, reject) => {
@@ -21,7 +21,9 @@ export function startServer (contender) {
           contender,
           url: `http://127.0.0.1:${msg.port}`,
           rpc: (cmd) => new Promise((resolve) => { pending.set(++nextId, resolve); child.send({ id: nextId, cmd }) }),
-          stop: () => child.kill()
+          stop: () => child.kill(),
+          // Lets the server exit by itself (it does when the IPC channel closes), writing any --cpu-prof.
+          disconnect: () => new Promise((resolve) => { child.once('exit', resolve); child.disconnect() })
         })
       }
       pending.get(msg.id)?.(msg)
@@ -38,8 +40,8 @@ function cookieOf (response) {
 }
 
 /** Creates a session with n = 0 and returns its cookie. */
-export async function login (url) {
-  const response = await fetch(`${url}/login`, { method: 'POST' })
+export async function seed (url) {
+  const response = await fetch(`${url}/seed`, { method: 'POST' })
   await response.arrayBuffer()
   return cookieOf(response)
 }
@@ -49,7 +51,7 @@ export async function createSessions (url, count, parallel = 20) {
   const cookies = []
   for (let i = 0; i < count; i += parallel) {
     const batch = Math.min(parallel, count - i)
-    cookies.push(...await Promise.all(Array.from({ length: batch }, () => login(url))))
+    cookies.push(...await Promise.all(Array.from({ length: batch }, () => seed(url))))
   }
   return cookies
 }

@@ -1,6 +1,8 @@
 // One benchmark server, run in its own child process so its CPU time can be measured
 // apart from the load generator:  node server.mjs <contender>
 // It listens on 127.0.0.1, port 0, and reports the port to the parent over IPC.
+// Redis contenders connect to 127.0.0.1:$REDIS_PORT.
+import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify from 'fastify'
 
@@ -8,39 +10,98 @@ const SECRET = 'benchmark-secret-benchmark-secret-0123456789'
 const RACE_KEYS = 100
 const contender = process.argv[2]
 
-// The three servers differ only in the session plugin; routes are identical.
-const setups = {
-  async 'sessions-merge' (app) { await registerSessions(app, 'merge') },
-  async 'sessions-overwrite' (app) { await registerSessions(app, 'overwrite') },
-  async 'fastify-session' (app) {
-    const { default: cookie } = await import('@fastify/cookie')
-    const { default: session } = await import('@fastify/session')
-    await app.register(cookie)
-    // Its defaults otherwise (rolling: true, built-in MemoryStore); secure: false for plain http.
-    await app.register(session, { secret: SECRET, saveUninitialized: false, cookie: { secure: false } })
-  }
+const increment = (s) => s.set('n', (s.get('n') ?? 0) + 1)
+
+async function redisClient () {
+  const { Redis } = await import('ioredis')
+  return new Redis({ host: '127.0.0.1', port: Number(process.env.REDIS_PORT) })
 }
 
-async function registerSessions (app, conflict) {
-  // The library under test, from the build output (CommonJS: module.exports is the plugin).
+// The library under test, from the build output (CommonJS: module.exports is the plugin).
+async function sessions (app, options) {
   const { default: fastifySessions } = await import('../../dist/index.js')
-  await app.register(fastifySessions, { secret: SECRET, store: new fastifySessions.MemoryStore(), conflict })
+  await app.register(fastifySessions, { secret: SECRET, ...options(fastifySessions) })
+}
+
+async function fastifySession (app, store) {
+  const { default: cookie } = await import('@fastify/cookie')
+  const { default: session } = await import('@fastify/session')
+  await app.register(cookie)
+  // Same semantics as fastify-sessions: no record for untouched sessions, and a read-only
+  // request writes nothing (its default rolling: true would rewrite the record on every request).
+  await app.register(session, { secret: SECRET, saveUninitialized: false, rolling: false, cookie: { secure: false }, store })
+}
+
+// What each library's idiomatic code looks like for the scenarios' routes.
+const fastifySessionsApi = {
+  counter: (req) => req.session.update(increment),
+  login: async (req) => { await req.session.regenerate(); req.session.set('user', 'ada') }
+}
+const getSetApi = {
+  counter: (req) => increment(req.session),
+  // @fastify/session replaces request.session on regenerate; secure-session clears it in place.
+  login: async (req) => { await req.session.regenerate(); req.session.set('user', 'ada') }
+}
+
+const setups = {
+  bare: { api: null, async register () {} },
+  'sessions-memory': { api: fastifySessionsApi, register: (app) => sessions(app, (lib) => ({ store: new lib.MemoryStore() })) },
+  'sessions-cookie': { api: fastifySessionsApi, register: (app) => sessions(app, (lib) => ({ store: new lib.CookieStore() })) },
+  'sessions-redis': {
+    api: fastifySessionsApi,
+    async register (app) {
+      const client = await redisClient()
+      await sessions(app, (lib) => ({ store: new lib.RedisStore({ client, prefix: 'bench:fs:' }) }))
+    }
+  },
+  // For benchmarks/locking.mjs: the two conflict policies side by side.
+  'sessions-merge': { api: fastifySessionsApi, register: (app) => sessions(app, (lib) => ({ store: new lib.MemoryStore(), conflict: 'merge' })) },
+  'sessions-overwrite': { api: fastifySessionsApi, register: (app) => sessions(app, (lib) => ({ store: new lib.MemoryStore(), conflict: 'overwrite' })) },
+  'fastify-session': { api: getSetApi, register: (app) => fastifySession(app, undefined) },
+  'fastify-session-redis': {
+    api: getSetApi,
+    async register (app) {
+      const { RedisStore } = await import('connect-redis')
+      await fastifySession(app, new RedisStore({ client: await redisClient(), prefix: 'bench:cr:' }))
+    }
+  },
+  'secure-session': {
+    api: getSetApi,
+    async register (app) {
+      const { default: secureSession } = await import('@fastify/secure-session')
+      // A 32-byte key given directly: deriving one from a secret costs a slow pwhash at startup.
+      const key = createHash('sha256').update(SECRET).digest()
+      await app.register(secureSession, { key, cookie: { path: '/', httpOnly: true, secure: false } })
+    }
+  }
 }
 
 // The race routes wait 0-10 ms between loading the session (onRequest) and committing it
 // (onSend), the same for every contender, so the 100 concurrent requests overlap for sure.
 const raceDelay = () => sleep(Math.random() * 10)
 
-const increment = (s) => s.set('n', (s.get('n') ?? 0) + 1)
-
+const setup = setups[contender]
+if (setup === undefined) throw new Error(`unknown contender ${contender}`)
 const app = Fastify({ logger: false })
-await setups[contender](app)
+await setup.register(app)
+const api = setup.api
 
 let served = 0
 app.addHook('onResponse', (request, reply, done) => { served++; done() })
 
-app.post('/login', async (request) => { request.session.set('n', 0); return { ok: true } })
-app.get('/read', async (request) => ({ n: request.session.get('n') }))
+// The scenarios of benchmarks/run.mjs. Bare Fastify answers the same routes without sessions.
+const BARE_COOKIE = `sid=${'x'.repeat(87)}; Path=/; HttpOnly; SameSite=Lax`
+app.post('/seed', async (request, reply) => {
+  if (api === null) return reply.header('set-cookie', BARE_COOKIE).send({ ok: true })
+  request.session.set('n', 0)
+  return { ok: true }
+})
+app.get('/anon', async () => ({ ok: true }))
+app.get('/read', async (request) => ({ n: api === null ? null : request.session.get('n') }))
+app.post('/counter', async (request) => { if (api !== null) await api.counter(request); return { ok: true } })
+app.post('/login', async (request) => { if (api !== null) await api.login(request); return { ok: true } })
+
+// benchmarks/locking.mjs: plain get/set increments, and the lost-update races.
 app.post('/write', async (request) => { increment(request.session); return { ok: true } })
 app.post('/race/:key', async (request) => {
   await raceDelay()
@@ -58,6 +119,7 @@ app.post('/incr-update', async (request) => {
   return { ok: true }
 })
 app.get('/dump', async (request) => {
+  if (api === null) return { keys: 0, n: null }
   let keys = 0
   for (let i = 0; i < RACE_KEYS; i++) if (request.session.get(`k${i}`) !== undefined) keys++
   return { keys, n: request.session.get('n') ?? null }

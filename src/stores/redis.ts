@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import type { Writable } from 'node:stream'
 import type { Cluster, Redis } from 'ioredis'
 import { parse } from 'secure-json-parse'
 import { InvalidOptionError, StoreUnavailableError } from '../errors'
@@ -109,6 +110,7 @@ export class RedisStore implements SessionStore {
   #prefix: string
   #serializer: RedisSerializer
   #timeoutMs: number
+  #corked = false
 
   constructor (options: RedisStoreOptions) {
     const valid = validate(options)
@@ -119,6 +121,7 @@ export class RedisStore implements SessionStore {
   }
 
   async get (key: string): Promise<SessionRecord | undefined> {
+    this.#batch()
     const fields = this.#client.hmget(this.#prefix + key, 'v', 'c', 'e', 'd')
     const [version, createdAt, expiresAt, data] = await this.#bounded('get', fields)
     // Redis drops the key at its expiry, so a present record is a live one.
@@ -135,19 +138,38 @@ export class RedisStore implements SessionStore {
     const { version, createdAt } = record
     const data = this.#serializer.stringify(record.data)
     const args = [expectedVersion, version, createdAt, wholeMs(record.expiresAt), data]
+    this.#batch()
     return await this.#bounded('set', this.#run(COMPARE_AND_SET, key, args)) === 1
   }
 
   async destroy (key: string): Promise<void> {
+    this.#batch()
     await this.#bounded('destroy', this.#client.del(this.#prefix + key))
   }
 
   async touch (key: string, expiresAt: number): Promise<void> {
+    this.#batch()
     await this.#bounded('touch', this.#run(TOUCH, key, [wholeMs(expiresAt)]))
   }
 
   /** Nothing to release: the client belongs to whoever built it. */
   async close (): Promise<void> {}
+
+  // A write to a socket is a system call, and on a busy server it was the largest single
+  // cost of a session held in Redis (measured with --cpu-prof). Commands issued in one turn
+  // of the event loop (by every request that turn handled) are held back and leave in one
+  // write when the turn ends. A Cluster spreads commands over several sockets: sent as is.
+  #batch (): void {
+    if (this.#corked) return
+    const stream = (this.#client as { stream?: Partial<Writable> }).stream
+    if (typeof stream?.cork !== 'function' || typeof stream.uncork !== 'function') return
+    stream.cork()
+    this.#corked = true
+    setImmediate(() => {
+      this.#corked = false
+      stream.uncork?.()
+    })
+  }
 
   // The script cache can be flushed (SCRIPT FLUSH, restart, failover to a fresh
   // replica); EVAL then runs the script and caches it again for the next EVALSHA.

@@ -1,0 +1,108 @@
+// Turns the suite's summary into the Markdown table, the target checks and the SVG chart.
+
+const fmt = (value, digits = 0) => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+const signed = (value) => `${value >= 0 ? '+' : '−'}${fmt(Math.abs(value), 1)}`
+
+function find (summary, scenario, contender) {
+  return summary.find((s) => s.scenario === scenario && s.contender === contender)
+}
+
+/** Each target of the suite that both its sides were measured for: { target, measured, met }. */
+export function targets (summary, races) {
+  const checks = []
+  const add = (target, measured, met) => checks.push({ target, measured, met })
+  for (const ours of ['sessions-memory', 'sessions-cookie', 'sessions-redis']) {
+    const anon = find(summary, 'anon', ours)
+    if (anon) add(`anon, ${anon.label}: within 1 µs/request of bare Fastify`, `${signed(anon.overheadUs)} µs`, anon.overheadUs <= 1)
+  }
+  for (const scenario of ['read', 'write']) {
+    const cookie = find(summary, scenario, 'sessions-cookie')
+    const secure = find(summary, scenario, 'secure-session')
+    if (cookie && secure) {
+      add(`${scenario}, CookieStore overhead ≤ @fastify/secure-session's`, `${signed(cookie.overheadUs)} vs ${signed(secure.overheadUs)} µs`, cookie.overheadUs <= secure.overheadUs)
+    }
+    const memory = find(summary, scenario, 'sessions-memory')
+    const session = find(summary, scenario, 'fastify-session')
+    if (memory && session) {
+      add(`${scenario}, MemoryStore overhead ≤ ⅓ of @fastify/session memory's`, `${signed(memory.overheadUs)} vs ${signed(session.overheadUs)} µs`, memory.overheadUs <= session.overheadUs / 3)
+    }
+    const redis = find(summary, scenario, 'sessions-redis')
+    const connect = find(summary, scenario, 'fastify-session-redis')
+    if (redis && connect) {
+      const ratio = redis.reqPerSec / connect.reqPerSec
+      add(`${scenario}, RedisStore ≥ 1.4× the req/s of @fastify/session + connect-redis`, `${fmt(ratio, 2)}×`, ratio >= 1.4)
+      const cpu = redis.cpuUsPerReq / connect.cpuUsPerReq
+      add(`${scenario}, RedisStore ≤ 0.6× the server CPU/request of @fastify/session + connect-redis`, `${fmt(cpu, 2)}×`, cpu <= 0.6)
+    }
+  }
+  for (const ours of ['sessions-memory', 'sessions-redis']) {
+    const write = find(summary, 'write', ours)
+    if (write?.lost != null) add(`write, ${write.label}: no increment lost`, `${write.lost} of ${fmt(write.writes)}`, write.lost === 0)
+    if (races[ours]) add(`race, ${ours}: all 100 keys kept`, `${races[ours].kept}`, races[ours].kept === 100)
+  }
+  return checks
+}
+
+/** The Markdown report: one table per scenario, the races, the targets. */
+export function markdown (summary, races, checks, settings, contenders) {
+  const lines = [
+    `${settings.machine}; autocannon with ${settings.connections} connections, ${settings.sessions} sessions per server, ` +
+      `${settings.rounds} rounds of ${settings.duration} s per contender and scenario (median), ${settings.seconds} s in all.`,
+    '',
+    '| scenario | contender | req/s | × bare | p50 ms | p99 ms | errors | server CPU µs/req | overhead µs/req | increments lost |',
+    '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|'
+  ]
+  for (const s of summary) {
+    const lost = s.lost === null ? '' : `${s.lost} of ${fmt(s.writes)}`
+    const overhead = s.contender === 'bare' ? '' : signed(s.overheadUs)
+    lines.push(`| ${s.scenario} | ${s.label} | ${fmt(s.reqPerSec)} | ${fmt(s.vsBare, 2)} | ${s.p50} | ${s.p99} | ${s.errors} | ${fmt(s.cpuUsPerReq, 1)} | ${overhead} | ${lost} |`)
+  }
+  if (Object.keys(races).length > 0) {
+    lines.push('', 'Lost-update race: 100 concurrent requests on one session, each setting its own key.', '',
+      '| contender | keys kept (median) | runs |', '|---|--:|---|')
+    for (const [contender, { kept, runs }] of Object.entries(races)) lines.push(`| ${contenders[contender].label} | ${kept} | ${runs.join(', ')} |`)
+  }
+  if (checks.length > 0) {
+    lines.push('', '| target | measured | met |', '|---|---|---|')
+    for (const c of checks) lines.push(`| ${c.target} | ${c.measured} | ${c.met ? 'yes' : '**no**'} |`)
+  }
+  return lines.join('\n') + '\n'
+}
+
+const COLORS = ['#9e9e9e', '#1b5e20', '#43a047', '#81c784', '#0d47a1', '#64b5f6', '#e65100']
+const escape = (text) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;')
+
+/** A grouped horizontal bar chart of server CPU µs per request, one group per scenario. */
+export function chart (summary, scenarios, order, contenders) {
+  const bar = 16
+  const gap = 14
+  const left = 240
+  const width = 860
+  const plot = width - left - 70
+  const max = Math.max(...summary.map((s) => s.cpuUsPerReq))
+  const rows = []
+  let y = 56
+  for (const scenario of scenarios) {
+    rows.push(`<text x="8" y="${y + 12}" font-weight="bold">${scenario}</text>`)
+    y += 20
+    order.forEach((contender, i) => {
+      const s = summary.find((r) => r.scenario === scenario && r.contender === contender)
+      if (s === undefined) return
+      const w = Math.max(1, (s.cpuUsPerReq / max) * plot)
+      rows.push(`<text x="${left - 8}" y="${y + 12}" text-anchor="end">${escape(contenders[contender].label)}</text>`)
+      rows.push(`<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${bar}" fill="${COLORS[i % COLORS.length]}"/>`)
+      rows.push(`<text x="${(left + w + 6).toFixed(1)}" y="${y + 12}">${fmt(s.cpuUsPerReq, 1)}</text>`)
+      y += bar + 4
+    })
+    y += gap
+  }
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${width}" height="${y}" fill="#fff"/>`,
+    '<text x="8" y="22" font-size="15" font-weight="bold">Server CPU per request (µs, lower is better)</text>',
+    '<text x="8" y="40" fill="#555">Median over rounds; each server in its own process, autocannon with 50 connections.</text>',
+    ...rows,
+    '</svg>',
+    ''
+  ].join('\n')
+}

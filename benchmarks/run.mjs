@@ -1,0 +1,247 @@
+// The benchmark suite: fastify-sessions side by side with bare Fastify, @fastify/session
+// and @fastify/secure-session, in one run.
+//
+//   npm run bench [-- --contenders a,b --scenarios read,write --duration 5 --rounds 3 --warmup 1]
+//
+// Every contender is a server in its own child process (lib/server.mjs) with identical
+// routes; autocannon runs here. Each server gets 1,000 sessions up front and every request
+// carries one picked at random. The contenders take turns within each round (rotating
+// order) and each figure is the median over rounds, so bursts of outside load on a shared
+// machine spread over everyone. Besides req/s and latency, each server reports its own CPU
+// time over the measured window: microseconds per request is the figure that does not
+// depend on how fast the load generator is.
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg } from 'node:os'
+import { parseArgs } from 'node:util'
+import autocannon from 'autocannon'
+import { createSessions, dump, fireAll, median, seed, startServer } from './lib/harness.mjs'
+import { missingRedis, startRedis } from './lib/redis.mjs'
+import { chart, markdown, targets } from './lib/report.mjs'
+
+export const CONTENDERS = {
+  bare: { label: 'bare Fastify', serverSide: false },
+  'sessions-memory': { label: 'fastify-sessions MemoryStore', serverSide: true },
+  'sessions-cookie': { label: 'fastify-sessions CookieStore', serverSide: false },
+  'sessions-redis': { label: 'fastify-sessions RedisStore', serverSide: true, redis: true },
+  'fastify-session': { label: '@fastify/session memory', serverSide: true },
+  'fastify-session-redis': { label: '@fastify/session + connect-redis', serverSide: true, redis: true },
+  'secure-session': { label: '@fastify/secure-session', serverSide: false }
+}
+
+const SCENARIOS = {
+  read: { method: 'GET', path: '/read', cookie: true },
+  write: { method: 'POST', path: '/counter', cookie: true },
+  anon: { method: 'GET', path: '/anon', cookie: false },
+  // A login form posted from a fresh browser: regenerate() and set the user.
+  login: { method: 'POST', path: '/login', cookie: false }
+}
+
+const { values: args } = parseArgs({
+  options: {
+    contenders: { type: 'string', default: Object.keys(CONTENDERS).join(',') },
+    scenarios: { type: 'string', default: Object.keys(SCENARIOS).join(',') },
+    duration: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '3' },
+    warmup: { type: 'string', default: '1' },
+    connections: { type: 'string', default: '50' },
+    sessions: { type: 'string', default: '1000' },
+    races: { type: 'string', default: '3' },
+    out: { type: 'string', default: new URL('./results/', import.meta.url).pathname },
+    help: { type: 'boolean', default: false }
+  }
+})
+
+if (args.help) {
+  console.log(`npm run bench -- [options]
+  --contenders  comma list of ${Object.keys(CONTENDERS).join(', ')} (bare is always added)
+  --scenarios   comma list of ${Object.keys(SCENARIOS).join(', ')}
+  --duration    seconds per measured run (default 5)
+  --rounds      rounds; each figure is the median over them (default 3)
+  --warmup      seconds of warm-up per contender and scenario (default 1)
+  --connections autocannon connections (default 50)
+  --sessions    sessions created per server (default 1000)
+  --races       repeats of the 100-writer lost-update race, 0 to skip (default 3)
+  --out         directory for bench.json, bench.md and bench.svg (default benchmarks/results/)`)
+  process.exit(0)
+}
+
+const list = (text, known, what) => text.split(',').map((s) => s.trim()).filter(Boolean).map((name) => {
+  if (!(name in known)) throw new Error(`unknown ${what} "${name}"; known: ${Object.keys(known).join(', ')}`)
+  return name
+})
+const number = (name) => {
+  const value = Number(args[name])
+  if (!Number.isFinite(value) || value < 0) throw new Error(`--${name} must be a non-negative number`)
+  return value
+}
+
+const DURATION = number('duration')
+const ROUNDS = Math.max(1, number('rounds'))
+const WARMUP = number('warmup')
+const CONNECTIONS = number('connections')
+const SESSIONS = number('sessions')
+const RACES = number('races')
+const RACERS = 100
+let contenders = ['bare', ...list(args.contenders, CONTENDERS, 'contender').filter((c) => c !== 'bare')]
+const scenarios = list(args.scenarios, SCENARIOS, 'scenario')
+
+const log = (...line) => console.log(...line)
+const fmt = (value, digits = 0) => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+
+/** One autocannon run; requests that need a session carry a random one of `cookies`. */
+async function load (server, cookies, scenario, seconds) {
+  const { method, path, cookie } = SCENARIOS[scenario]
+  const pick = () => cookies[Math.floor(Math.random() * cookies.length)]
+  const request = cookie
+    // A function makes autocannon build every request anew, so each gets its own pick.
+    ? { method, path, setupRequest: (req) => ({ ...req, headers: { ...req.headers, cookie: pick() } }) }
+    : { method, path }
+  const result = await autocannon({ url: server.url, connections: CONNECTIONS, duration: seconds, requests: [request] })
+  return {
+    reqPerSec: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    ok: result['2xx'],
+    errors: result.errors + result.timeouts + result.non2xx
+  }
+}
+
+/** The sum of every session's counter: what the write runs added, read back. */
+async function counterSum (server, cookies) {
+  let sum = 0
+  for (let i = 0; i < cookies.length; i += 25) {
+    const batch = await Promise.all(cookies.slice(i, i + 25).map((cookie) => dump(server.url, cookie)))
+    for (const { n } of batch) sum += n ?? 0
+  }
+  return sum
+}
+
+async function measure (server, cookies, scenario) {
+  const counts = scenario === 'write' && CONTENDERS[server.contender].serverSide
+  const before = counts ? await counterSum(server, cookies) : 0
+  await server.rpc('start')
+  const run = await load(server, cookies, scenario, DURATION)
+  const { cpuUs, served } = await server.rpc('stop')
+  const lost = counts ? run.ok - (await counterSum(server, cookies) - before) : null
+  return { ...run, served, cpuUsPerReq: cpuUs / served, lost }
+}
+
+async function startAll () {
+  let redis
+  if (contenders.some((c) => CONTENDERS[c].redis)) {
+    const missing = missingRedis()
+    if (missing === undefined) {
+      redis = await startRedis()
+      log(`redis-server on 127.0.0.1:${redis.port}`)
+    } else {
+      log(`skipping the Redis contenders: ${missing}`)
+      contenders = contenders.filter((c) => !CONTENDERS[c].redis)
+    }
+  }
+  const servers = []
+  for (const contender of contenders) {
+    servers.push(await startServer(contender, { REDIS_PORT: String(redis?.port ?? '') }))
+    log(`started ${contender}`)
+  }
+  return { servers, redis }
+}
+
+async function rounds (servers, cookies) {
+  for (const scenario of scenarios) {
+    for (const server of servers) {
+      log(`warm-up ${scenario} ${server.contender} (${WARMUP} s)`)
+      await load(server, cookies[server.contender], scenario, WARMUP)
+    }
+  }
+  const results = []
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const scenario of scenarios) {
+      const order = servers.map((_, i) => servers[(i + round) % servers.length])
+      for (const server of order) {
+        const run = await measure(server, cookies[server.contender], scenario)
+        results.push({ round, scenario, contender: server.contender, ...run })
+        const lost = run.lost === null ? '' : `, ${run.lost} increments lost`
+        log(`[round ${round + 1}/${ROUNDS}] ${scenario.padEnd(5)} ${server.contender.padEnd(22)} ${fmt(run.reqPerSec).padStart(7)} req/s, p99 ${run.p99} ms, ${fmt(run.cpuUsPerReq, 1)} µs CPU/req${lost}`)
+      }
+    }
+  }
+  return results
+}
+
+/** 100 concurrent requests on one session, each setting its own key: how many keys survive. */
+async function races (servers) {
+  const out = {}
+  for (const server of servers.filter((s) => CONTENDERS[s.contender].serverSide)) {
+    const kept = []
+    for (let i = 0; i < RACES; i++) {
+      const cookie = await seed(server.url)
+      const statuses = await fireAll(server.url, cookie, Array.from({ length: RACERS }, (_, k) => `/race/k${k}`))
+      kept.push((await dump(server.url, cookie)).keys)
+      if (statuses.some((s) => s !== 200)) log(`${server.contender}: race statuses ${[...new Set(statuses)].join(', ')}`)
+    }
+    out[server.contender] = { kept: median(kept), runs: kept }
+    log(`race ${server.contender}: ${kept.join(', ')} of ${RACERS} keys kept`)
+  }
+  return out
+}
+
+/** Median figures per contender and scenario, with ratios to bare Fastify in the same round. */
+function summarize (results) {
+  const summary = []
+  for (const scenario of scenarios) {
+    for (const contender of contenders) {
+      const runs = results.filter((r) => r.scenario === scenario && r.contender === contender)
+      const bare = (round) => results.find((r) => r.scenario === scenario && r.contender === 'bare' && r.round === round)
+      const lost = runs.every((r) => r.lost === null) ? null : runs.reduce((sum, r) => sum + r.lost, 0)
+      summary.push({
+        scenario,
+        contender,
+        label: CONTENDERS[contender].label,
+        reqPerSec: median(runs.map((r) => r.reqPerSec)),
+        vsBare: median(runs.map((r) => r.reqPerSec / bare(r.round).reqPerSec)),
+        p50: median(runs.map((r) => r.p50)),
+        p99: median(runs.map((r) => r.p99)),
+        errors: runs.reduce((sum, r) => sum + r.errors, 0),
+        cpuUsPerReq: median(runs.map((r) => r.cpuUsPerReq)),
+        overheadUs: median(runs.map((r) => r.cpuUsPerReq - bare(r.round).cpuUsPerReq)),
+        lost,
+        writes: lost === null ? null : runs.reduce((sum, r) => sum + r.ok, 0)
+      })
+    }
+  }
+  return summary
+}
+
+async function main () {
+  const started = Date.now()
+  const machine = `Node ${process.version}, ${cpus().length} CPUs, load average ${fmt(loadavg()[0], 2)} at start`
+  log(machine)
+  const { servers, redis } = await startAll()
+  try {
+    const cookies = {}
+    for (const server of servers) {
+      cookies[server.contender] = await createSessions(server.url, SESSIONS)
+      log(`${SESSIONS} sessions on ${server.contender}`)
+    }
+    const results = await rounds(servers, cookies)
+    const raced = RACES > 0 ? await races(servers) : {}
+    const summary = summarize(results)
+    const settings = { duration: DURATION, rounds: ROUNDS, warmup: WARMUP, connections: CONNECTIONS, sessions: SESSIONS, machine, seconds: Math.round((Date.now() - started) / 1000) }
+    const checks = targets(summary, raced)
+    const table = markdown(summary, raced, checks, settings, CONTENDERS)
+    mkdirSync(args.out, { recursive: true })
+    writeFileSync(new URL('bench.json', `file://${args.out}/`), JSON.stringify({ settings, summary, races: raced, targets: checks, runs: results }, null, 2) + '\n')
+    writeFileSync(new URL('bench.md', `file://${args.out}/`), table)
+    writeFileSync(new URL('bench.svg', `file://${args.out}/`), chart(summary, scenarios, contenders, CONTENDERS))
+    log('\n' + table)
+    log(`results written to ${args.out}`)
+  } finally {
+    for (const server of servers) server.stop()
+    redis?.stop()
+  }
+}
+
+// Everything is bounded; this is the backstop if a server hangs anyway.
+const budget = (contenders.length * scenarios.length * (ROUNDS * DURATION + WARMUP) + 300) * 1000
+setTimeout(() => { console.error('run.mjs: ran out of time'); process.exit(1) }, budget).unref()
+await main()
