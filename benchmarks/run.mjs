@@ -12,6 +12,7 @@
 // depend on how fast the load generator is.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { createSessions, dump, fireAll, median, seed, startServer } from './lib/harness.mjs'
@@ -116,14 +117,23 @@ async function counterSum (server, cookies) {
   return sum
 }
 
+/** Increments the server acknowledged and the sum the sessions hold, once in-flight requests are done. */
+async function counters (server, cookies) {
+  await sleep(300)
+  const { acknowledged } = await server.rpc('acknowledged')
+  return { acknowledged, sum: await counterSum(server, cookies) }
+}
+
 async function measure (server, cookies, scenario) {
   const counts = scenario === 'write' && CONTENDERS[server.contender].serverSide
-  const before = counts ? await counterSum(server, cookies) : 0
+  const before = counts ? await counters(server, cookies) : undefined
   await server.rpc('start')
   const run = await load(server, cookies, scenario, DURATION)
   const { cpuUs, served } = await server.rpc('stop')
-  const lost = counts ? run.ok - (await counterSum(server, cookies) - before) : null
-  return { ...run, served, cpuUsPerReq: cpuUs / served, lost }
+  const after = counts ? await counters(server, cookies) : undefined
+  const lost = counts ? (after.acknowledged - before.acknowledged) - (after.sum - before.sum) : null
+  const writes = counts ? after.acknowledged - before.acknowledged : null
+  return { ...run, served, cpuUsPerReq: cpuUs / served, lost, writes }
 }
 
 async function startAll () {
@@ -205,7 +215,7 @@ function summarize (results) {
         cpuUsPerReq: median(runs.map((r) => r.cpuUsPerReq)),
         overheadUs: median(runs.map((r) => r.cpuUsPerReq - bare(r.round).cpuUsPerReq)),
         lost,
-        writes: lost === null ? null : runs.reduce((sum, r) => sum + r.ok, 0)
+        writes: lost === null ? null : runs.reduce((sum, r) => sum + r.writes, 0)
       })
     }
   }

@@ -4,15 +4,37 @@ import { CookieSigner } from './crypto/signer'
 import { StoreUnavailableError } from './errors'
 import type { ResolvedOptions } from './options'
 import { KeyedQueue } from './queue'
+import { RecentCookies } from './recent-cookies'
 import type { SessionRecord, SessionStore, StatelessStore } from './store'
 
 type GuardedStore = Required<Pick<SessionStore, 'get' | 'set' | 'destroy'>> & Pick<SessionStore, 'touch'>
+
+/** A signed cookie known to be authentic: its id and store key. */
+export interface SignedCookie {
+  id: string
+  key: string
+  /** Signed with the current secret; otherwise it is re-issued. */
+  current: boolean
+}
+
+/** A sealed cookie known to be authentic: its plaintext payload. */
+export interface OpenedCookie {
+  payload: string
+  current: boolean
+}
 
 /** A stateless store with the sealer that seals its cookies. */
 export interface StatelessCookie {
   codec: StatelessStore
   sealer: Sealer
+  opened: RecentCookies<OpenedCookie>
 }
+
+// Characters of cookies (and sealed payloads) kept per registration: about 16,000
+// signed cookies, or 500 sealed cookies of the largest size.
+export const RECENT_COOKIE_CHARS = 4 * 1024 * 1024
+/** What a signed cookie's entry holds besides the cookie: id, key and bookkeeping. */
+export const SIGNED_ENTRY_CHARS = 150
 
 /** What every session of one plugin registration shares. */
 export interface SessionContext {
@@ -24,6 +46,8 @@ export interface SessionContext {
   /** Seals cookies (stateless store) and records (encryptAtRest); undefined when neither is on. */
   sealer: Sealer | undefined
   signer: CookieSigner
+  /** Signed cookies verified or issued lately (server-side stores). */
+  signed: RecentCookies<SignedCookie>
   queue: KeyedQueue
 }
 
@@ -88,9 +112,10 @@ export function createContext (options: ResolvedOptions, onPoolError: (error: un
   return {
     options,
     store: serverStore(options, sealer),
-    stateless: codec === undefined ? undefined : { codec, sealer: sealer as Sealer },
+    stateless: codec === undefined ? undefined : { codec, sealer: sealer as Sealer, opened: new RecentCookies(RECENT_COOKIE_CHARS) },
     sealer,
     signer: new CookieSigner(options.secrets),
+    signed: new RecentCookies(RECENT_COOKIE_CHARS),
     queue: new KeyedQueue()
   }
 }

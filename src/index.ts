@@ -61,7 +61,9 @@ async function fastifySessionsPlugin (fastify: FastifyInstance, opts: FastifySes
   fastify.addHook('onSend', function commitHook (request, reply, payload, done) {
     const session = (request as SessionRequest)[kSession]
     if (session === null) return done(null, payload)
-    commitSession(session).then(() => done(null, payload), done)
+    const pending = commitSession(session)
+    if (pending === undefined) return done(null, payload)
+    pending.then(() => done(null, payload), done)
   })
 
   // The pool belongs to this registration: closing the app leaves no worker thread behind.

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { expiryFor } from './commit'
-import type { SessionContext, StatelessCookie } from './context'
+import { SIGNED_ENTRY_CHARS, type OpenedCookie, type SessionContext, type SignedCookie, type StatelessCookie } from './context'
 import { storeKey } from './crypto/ids'
 import { Session, type LoadedSession } from './session'
 import type { SessionRecord } from './store'
@@ -18,25 +18,41 @@ function expired (ctx: SessionContext, record: SessionRecord): string | undefine
   return undefined
 }
 
-async function fromStore (ctx: SessionContext, cookie: string): Promise<LoadedSession | string> {
+function verify (ctx: SessionContext, cookie: string): SignedCookie | string {
   const verified = ctx.signer.verify(cookie)
   if ('reason' in verified) return verified.reason
-  const key = storeKey(verified.id)
-  const record = await ctx.store.get(key)
+  const signed = { id: verified.id, key: storeKey(verified.id), current: verified.current }
+  ctx.signed.add(cookie, signed, SIGNED_ENTRY_CHARS)
+  return signed
+}
+
+async function fromStore (ctx: SessionContext, cookie: string): Promise<LoadedSession | string> {
+  const signed = ctx.signed.get(cookie) ?? verify(ctx, cookie)
+  if (typeof signed === 'string') return signed
+  const record = await ctx.store.get(signed.key)
   if (record === undefined) return 'unknown or expired session'
-  return { id: verified.id, key, record, resign: !verified.current }
+  return { id: signed.id, key: signed.key, record, resign: !signed.current }
+}
+
+async function open (ctx: SessionContext, { sealer, opened }: StatelessCookie, cookie: string): Promise<OpenedCookie | string> {
+  const name = ctx.options.cookieName
+  const result = sealer.unsealInline(name, cookie) ?? await sealer.unseal(name, cookie)
+  if (!result.ok) return result.reason
+  const entry = { payload: result.plaintext.toString('utf8'), current: result.current }
+  opened.add(cookie, entry, entry.payload.length)
+  return entry
 }
 
 // Timeouts come from the sealed timestamps: the cookie's own expiry is the browser's business.
-async function fromCookie (ctx: SessionContext, { codec, sealer }: StatelessCookie, cookie: string): Promise<LoadedSession | string> {
-  const opened = await sealer.unseal(ctx.options.cookieName, cookie)
-  if (!opened.ok) return opened.reason
-  const text = opened.plaintext.toString('utf8')
-  const payload = codec.decode(text)
+async function fromCookie (ctx: SessionContext, stateless: StatelessCookie, cookie: string): Promise<LoadedSession | string> {
+  const opened = stateless.opened.get(cookie) ?? await open(ctx, stateless, cookie)
+  if (typeof opened === 'string') return opened
+  const payload = stateless.codec.decode(opened.payload)
   if (payload === undefined) return 'unreadable payload'
   const { id, data, createdAt, lastActive } = payload
   const record = { data, version: 1, createdAt, expiresAt: expiryFor(ctx, lastActive, createdAt) }
-  return { id, key: undefined, record, resign: !opened.current, sealed: opened.current ? cookie : undefined, payload: text }
+  const sealed = opened.current ? cookie : undefined
+  return { id, key: undefined, record, resign: !opened.current, sealed, payload: opened.payload }
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ChangeLog } from './changes'
 import { expiryFor, nextRecord, retry, writeRecord } from './commit'
-import type { SessionContext, StatelessCookie } from './context'
+import { SIGNED_ENTRY_CHARS, type SessionContext, type StatelessCookie } from './context'
 import { newSessionId, storeKey } from './crypto/ids'
 import { CookieTooLargeError, InvalidKeyError, NotSerializableError, SessionConflictError, SessionDestroyedError } from './errors'
 import type { SessionCookieOptions } from './options'
@@ -27,6 +27,11 @@ export interface LoadedSession {
 
 const hasOwn = Object.hasOwn
 
+// The most the attributes other than the path and domain values can add to a Set-Cookie
+// line: "; Path=", "; Domain=", "; Max-Age=" with 20 digits, "; HttpOnly", "; Secure",
+// "; SameSite=Strict" and "; Partitioned" make 94.
+const ATTRIBUTES_BOUND = 128
+
 function checkKey (key: unknown): asserts key is string {
   if (typeof key !== 'string' || key === '' || key === '__proto__') {
     throw new InvalidKeyError(`${typeof key === 'string' ? `"${key}"` : `a ${typeof key}`} is not a usable session key`)
@@ -45,10 +50,14 @@ function serialize (key: string, value: unknown): string {
   }
 }
 
-let commit: (session: Session) => Promise<void>
+let commit: (session: Session) => Promise<void> | undefined
 
 /** Commits a session at the end of a request (the plugin's onSend hook). */
-export function commitSession (session: Session): Promise<void> {
+/**
+ * Commits a session at the end of a request (the plugin's onSend hook). Undefined when
+ * there is nothing to do, which is most requests: they then pay for no promise at all.
+ */
+export function commitSession (session: Session): Promise<void> | undefined {
   return commit(session)
 }
 
@@ -79,7 +88,7 @@ export class Session {
   #payload: string | undefined
 
   static {
-    commit = (session) => session.#commit()
+    commit = (session) => session.#commitIfNeeded()
   }
 
   /** @internal The plugin creates sessions; applications never need to. */
@@ -222,9 +231,9 @@ export class Session {
   async update (fn: (session: this) => void | Promise<void>): Promise<void> {
     this.#usable('update')
     if (this.#ctx.stateless !== undefined) {
-      // The cookie is the only copy: there is no newer one to re-run fn against.
-      await fn(this)
-      return this.#commit()
+      // The cookie is the only copy: there is no newer one to re-run fn against, and
+      // the changes are sealed with the rest at the end of the request.
+      return fn(this)
     }
     await this.#commit()
     const key = this.#storeKey()
@@ -346,23 +355,38 @@ export class Session {
     return undefined
   }
 
+  #commitIfNeeded (): Promise<void> | undefined {
+    if (this.#destroyed) return undefined
+    try {
+      this.#detectMutations()
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    if (this.#needsWrite()) return this.#commit()
+    if (this.#version === 0) return undefined
+    return this.#wantsCookie(false) || this.#touchTarget() !== undefined ? this.#commit() : undefined
+  }
+
   async #commitOnce (): Promise<void> {
     if (this.#destroyed) return
     this.#detectMutations()
     let extended = false
     if (this.#needsWrite()) {
-      await this.#write()
+      // Without a store, writing is sealing, which #sendCookie does next.
+      if (this.#ctx.stateless !== undefined) this.#written(nextRecord(this.#ctx, this.#data, this.#version, this.#createdAt))
+      else await this.#write()
       extended = true
     } else if (this.#version > 0) {
       extended = await this.#touch()
     }
-    if (this.#version > 0 && this.#wantsCookie(extended)) await this.#sendCookie()
+    if (this.#version > 0 && this.#wantsCookie(extended)) {
+      // Promises only where there is waiting to do: sealing on the worker pool.
+      const sending = this.#sendCookie()
+      if (sending !== undefined) await sending
+    }
   }
 
   async #write (): Promise<void> {
-    if (this.#ctx.stateless !== undefined) {
-      return this.#written(nextRecord(this.#ctx, this.#data, this.#version, this.#createdAt))
-    }
     const key = this.#storeKey()
     const route = this.#request.routeOptions.config.session
     const policy = (typeof route === 'object' ? route.conflict : undefined) ?? this.#ctx.options.conflict
@@ -398,12 +422,18 @@ export class Session {
     return true
   }
 
-  async #touch (): Promise<boolean> {
-    const { store, options } = this.#ctx
+  /** The new idle deadline when it should move now, else undefined. */
+  #touchTarget (): number | undefined {
     const target = expiryFor(this.#ctx, Date.now(), this.#createdAt)
     const gain = target - this.#expiresAt
-    const due = this.#touchRequested ? gain > 0 : gain >= options.touchAfterMs
-    if (!due) return false
+    const due = this.#touchRequested ? gain > 0 : gain >= this.#ctx.options.touchAfterMs
+    return due ? target : undefined
+  }
+
+  async #touch (): Promise<boolean> {
+    const { store } = this.#ctx
+    const target = this.#touchTarget()
+    if (target === undefined) return false
     if (this.#ctx.stateless !== undefined) {
       // Re-sealing the cookie with a new last-active time is the stateless touch.
       this.#written({ data: this.#data, version: this.#version, createdAt: this.#createdAt, expiresAt: target })
@@ -433,20 +463,24 @@ export class Session {
     return { ...merged, secure }
   }
 
-  async #sendCookie (): Promise<void> {
-    const { stateless, options } = this.#ctx
+  #sendCookie (): Promise<void> | undefined {
+    const { stateless } = this.#ctx
+    if (stateless === undefined) return this.#setCookie(this.#sign())
+    const sealed = this.#seal(stateless)
+    if (typeof sealed !== 'string') return sealed.then((value) => this.#setCookie(value, stateless))
+    this.#setCookie(sealed, stateless)
+  }
+
+  #setCookie (value: string, stateless?: StatelessCookie): undefined {
+    const { options } = this.#ctx
     const cookie = this.#cookie()
-    const value = stateless === undefined ? this.#ctx.signer.sign(this.#id) : await this.#seal(stateless)
-    if (stateless !== undefined) {
-      // Browsers drop a cookie that is too large without a word: fail loudly instead.
-      const bytes = Buffer.byteLength(this.#reply.server.serializeCookie(options.cookieName, value, cookie))
-      if (bytes > stateless.codec.maxCookieBytes) throw new CookieTooLargeError(bytes, stateless.codec.maxCookieBytes)
-    }
+    if (stateless !== undefined) this.#checkSize(stateless.codec.maxCookieBytes, value, cookie)
     if (this.#cookieSent) this.#dropEarlierCookie()
     this.#reply.setCookie(options.cookieName, value, cookie)
     this.#cookieSent = true
     this.#cookieChanged = false
     this.#noStore()
+    return undefined
   }
 
   // A cookie from an earlier save() may already be in the headers (once @fastify/cookie's
@@ -460,14 +494,40 @@ export class Session {
     if (kept.length > 0) this.#reply.header('set-cookie', kept)
   }
 
-  async #seal ({ codec, sealer }: StatelessCookie): Promise<string> {
+  // An issued cookie is known to be authentic: its next request skips the HMAC check.
+  #sign (): string {
+    const cookie = this.#ctx.signer.sign(this.#id)
+    this.#ctx.signed.add(cookie, { id: this.#id, key: this.#storeKey(), current: true }, SIGNED_ENTRY_CHARS)
+    return cookie
+  }
+
+  // Browsers drop a cookie that is too large without a word: fail loudly instead. The
+  // header is serialized to measure it only when a bound says it could be near the limit.
+  #checkSize (limit: number, value: string, cookie: SessionCookieOptions & { secure: boolean }): void {
+    const name = this.#ctx.options.cookieName
+    const bound = name.length + 1 + value.length + (cookie.path?.length ?? 0) + (cookie.domain?.length ?? 0) + ATTRIBUTES_BOUND
+    if (bound <= limit) return
+    const bytes = Buffer.byteLength(this.#reply.server.serializeCookie(name, value, cookie))
+    if (bytes > limit) throw new CookieTooLargeError(bytes, limit)
+  }
+
+  // Not added to the recent cookies: many issued cookies never come back (the next write
+  // replaces them), and keeping them all costs more in garbage collection than it saves.
+  #seal ({ codec, sealer }: StatelessCookie): string | Promise<string> {
     if (this.#sealed !== undefined) return this.#sealed
     const lastActive = Date.now()
     const payload = codec.encode({ id: this.#id, data: this.#data, createdAt: this.#createdAt, lastActive })
-    this.#sealed = await sealer.seal(this.#ctx.options.cookieName, payload)
+    const name = this.#ctx.options.cookieName
+    const inline = sealer.sealInline(name, payload)
+    if (inline !== undefined) return this.#sealedAs(inline, payload, lastActive)
+    return sealer.seal(name, payload).then((sealed) => this.#sealedAs(sealed, payload, lastActive))
+  }
+
+  #sealedAs (sealed: string, payload: string, lastActive: number): string {
+    this.#sealed = sealed
     this.#payload = payload
     this.#expiresAt = expiryFor(this.#ctx, lastActive, this.#createdAt)
-    return this.#sealed
+    return sealed
   }
 
   #noStore (): void {

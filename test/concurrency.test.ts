@@ -23,6 +23,11 @@ function routes (app: FastifyInstance): void {
     return 'ok'
   })
   app.post('/clear', async (req) => { req.session.clear(); return 'ok' })
+  app.post('/held-delete/:key', async (req) => {
+    req.session.delete((req.params as { key: string }).key)
+    await races.wait()
+    return 'ok'
+  })
   app.post('/held-clear', async (req) => { req.session.clear(); await races.wait(); return 'ok' })
   app.post('/held-set/:key', async (req) => {
     req.session.set((req.params as { key: string }).key, true)
@@ -132,12 +137,14 @@ t.test('update() that changes nothing writes nothing', async (t) => {
   t.equal(writes, 0)
 })
 
-t.test('a delete of a racing a set of b: a gone, b present', async (t) => {
-  const { app, cookie } = await setup(t)
-  await Promise.all([post(app, '/delete/a', cookie), post(app, '/set/b', cookie)])
-  const data = await dump(app, cookie)
-  t.equal(data.a, undefined)
-  t.equal(data.b, true)
+t.test('a delete of a racing a set of b: a gone, b present, whichever commits last', async (t) => {
+  for (const [held, other] of [['/held-delete/a', '/set/b'], ['/held-set/b', '/delete/a']]) {
+    const { app, cookie } = await setup(t)
+    await races.run(() => post(app, held, cookie), () => post(app, other, cookie))
+    const data = await dump(app, cookie)
+    t.equal(data.a, undefined, `${held} committed last: a gone`)
+    t.equal(data.b, true, `${held} committed last: b present`)
+  }
 })
 
 

@@ -208,3 +208,17 @@ t.test('compiled code: the pool runs worker.js, and after destroy() the process 
   t.ok(ms < 15_000)
   t.same(JSON.parse(out), { ok: true, threads: 2, worker: join(dir, 'worker.js') })
 })
+
+t.test('sealInline() and unsealInline() answer now when the job runs inline, else leave it to the pool', async (t) => {
+  const inline = new Sealer({ secret: SECRET, offload: 'never' })
+  const sealed = inline.sealInline('sid', Buffer.from('hello')) as string
+  t.type(sealed, 'string')
+  const opened = inline.unsealInline('sid', sealed)
+  t.equal(opened?.ok && opened.plaintext.toString(), 'hello')
+  t.same(inline.unsealInline('sid', 42 as unknown as string), { ok: false, reason: 'malformed' }, 'garbage gives a reason, not a throw')
+  t.throws(() => inline.sealInline(1 as unknown as string, 'x'), TypeError)
+  const pooled = sealer(t, 'always')
+  t.equal(pooled.sealInline('sid', 'x'), undefined, "'always' leaves every job to the pool")
+  t.equal(pooled.unsealInline('sid', sealed), undefined)
+  t.equal(pooled.pool?.started, false, 'and starts nothing doing so')
+})

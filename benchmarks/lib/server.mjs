@@ -88,6 +88,14 @@ const api = setup.api
 
 let served = 0
 app.addHook('onResponse', (request, reply, done) => { served++; done() })
+// Counter increments acknowledged: what the sessions should add up to. Counted in the last
+// onSend hook, after every session plugin has committed (in its own onSend or earlier),
+// so a response cut off when the load stops still counts.
+let acknowledged = 0
+app.addHook('onSend', (request, reply, payload, done) => {
+  if (request.routeOptions.url === '/counter' && reply.statusCode === 200) acknowledged++
+  done(null, payload)
+})
 
 // The scenarios of benchmarks/run.mjs. Bare Fastify answers the same routes without sessions.
 const BARE_COOKIE = `sid=${'x'.repeat(87)}; Path=/; HttpOnly; SameSite=Lax`
@@ -129,7 +137,8 @@ app.get('/dump', async (request) => {
 let mark
 const commands = {
   start () { served = 0; mark = process.cpuUsage(); return {} },
-  stop () { const cpu = process.cpuUsage(mark); return { cpuUs: cpu.user + cpu.system, served } }
+  stop () { const cpu = process.cpuUsage(mark); return { cpuUs: cpu.user + cpu.system, served } },
+  acknowledged () { return { acknowledged } }
 }
 process.on('message', ({ id, cmd }) => process.send({ id, ...commands[cmd]() }))
 // Never outlive the parent.

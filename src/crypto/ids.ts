@@ -1,4 +1,4 @@
-import { createHash, randomFillSync } from 'node:crypto'
+import { hash, randomFillSync } from 'node:crypto'
 
 const ID_BYTES = 32
 // One syscall fills ids for many sessions; each id is still 256 fresh random bits.
@@ -20,5 +20,6 @@ export function newSessionId (): string {
 
 /** The key a store sees: a SHA-256 digest, so a store dump yields no usable cookie. */
 export function storeKey (id: string): string {
-  return createHash('sha256').update(id).digest('base64url')
+  // The one-shot form: a third of the cost of createHash() for a short input.
+  return hash('sha256', id, 'base64url')
 }

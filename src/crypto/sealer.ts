@@ -72,6 +72,21 @@ export class Sealer {
     })
   }
 
+  /**
+   * Seals on this thread, now, when the job would run inline anyway; undefined when it
+   * belongs on the pool (then call seal()). Spares the common case a promise.
+   */
+  sealInline (context: string, plaintext: string | Uint8Array): string | undefined {
+    checkSealArguments(context, plaintext)
+    return this.#choose(sizeOf(plaintext)) === undefined ? seal(this.#ring, context, plaintext) : undefined
+  }
+
+  /** Like sealInline(), for unseal(). */
+  unsealInline (context: string, sealed: string): Unsealed | undefined {
+    checkContext(context)
+    return this.#choose(typeof sealed === 'string' ? sealed.length : 0) === undefined ? unseal(this.#ring, context, sealed) : undefined
+  }
+
   async unseal (context: string, sealed: string): Promise<Unsealed> {
     checkContext(context)
     const pool = this.#choose(typeof sealed === 'string' ? sealed.length : 0)
