@@ -23,6 +23,22 @@ t.test('evicts the least recently used record past max', async (t) => {
   t.ok(await store.get(keys[0]), 'recently read survives')
 })
 
+t.test('a full large store evicts the least recently used 1% at once', async (t) => {
+  const store = new MemoryStore({ max: 1000 })
+  t.teardown(() => store.close())
+  const keys = Array.from({ length: 1001 }, () => uniqueKey())
+  for (const key of keys.slice(0, 1000)) await store.set(key, record({}), 0)
+  await store.get(keys[0])
+  t.equal(store.size, 1000)
+  await store.set(keys[1000], record({}), 0)
+  t.equal(store.size, 990, 'one over: the 11 least recently used went')
+  t.equal(await store.get(keys[1]), undefined)
+  t.equal(await store.get(keys[11]), undefined)
+  t.ok(await store.get(keys[12]), 'the next one stays')
+  t.ok(await store.get(keys[0]), 'recently read survives')
+  t.ok(await store.get(keys[1000]), 'the newest survives')
+})
+
 t.test('sweeps expired records in the background', async (t) => {
   const store = new MemoryStore({ sweepInterval: 0.02 })
   t.teardown(() => store.close())

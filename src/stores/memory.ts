@@ -82,9 +82,16 @@ export class MemoryStore implements SessionStore {
     return entry
   }
 
+  // A Map deleted from at the front keeps holes there until it is rebuilt, and every walk
+  // from the start steps over them: evicting one record per write cost tens of microseconds
+  // per login once the store was full (measured). Evicting the oldest 1% at a time pays
+  // that walk once per many writes.
   #evictOldest (): void {
-    const oldest = this.#entries.keys().next()
-    if (oldest.done !== true) this.#entries.delete(oldest.value)
+    let excess = this.#entries.size - this.#max + Math.floor(this.#max / 100)
+    for (const key of this.#entries.keys()) {
+      if (excess-- <= 0) break
+      this.#entries.delete(key)
+    }
   }
 
   #sweep (): void {
