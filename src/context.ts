@@ -33,8 +33,8 @@ export interface StatelessCookie {
 // Characters of cookies (and sealed payloads) kept per registration: about 16,000
 // signed cookies, or 500 sealed cookies of the largest size.
 export const RECENT_COOKIE_CHARS = 4 * 1024 * 1024
-/** What a signed cookie's entry holds besides the cookie: id, key and bookkeeping. */
-export const SIGNED_ENTRY_CHARS = 150
+// What a signed cookie's entry holds besides the cookie: id, key and bookkeeping.
+const SIGNED_ENTRY_CHARS = 150
 
 /** What every session of one plugin registration shares. */
 export interface SessionContext {
@@ -112,10 +112,10 @@ export function createContext (options: ResolvedOptions, onPoolError: (error: un
   return {
     options,
     store: serverStore(options, sealer),
-    stateless: codec === undefined ? undefined : { codec, sealer: sealer as Sealer, opened: new RecentCookies(RECENT_COOKIE_CHARS) },
+    stateless: codec === undefined ? undefined : { codec, sealer: sealer as Sealer, opened: new RecentCookies(RECENT_COOKIE_CHARS, (o) => o.payload.length) },
     sealer,
     signer: new CookieSigner(options.secrets),
-    signed: new RecentCookies(RECENT_COOKIE_CHARS),
+    signed: new RecentCookies(RECENT_COOKIE_CHARS, () => SIGNED_ENTRY_CHARS),
     queue: new KeyedQueue()
   }
 }

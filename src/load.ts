@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { expiryFor } from './commit'
-import { SIGNED_ENTRY_CHARS, type OpenedCookie, type SessionContext, type SignedCookie, type StatelessCookie } from './context'
+import type { OpenedCookie, SessionContext, SignedCookie, StatelessCookie } from './context'
 import { storeKey } from './crypto/ids'
 import { Session, type LoadedSession } from './session'
 import type { SessionRecord } from './store'
@@ -22,7 +22,7 @@ function verify (ctx: SessionContext, cookie: string): SignedCookie | string {
   const verified = ctx.signer.verify(cookie)
   if ('reason' in verified) return verified.reason
   const signed = { id: verified.id, key: storeKey(verified.id), current: verified.current }
-  ctx.signed.add(cookie, signed, SIGNED_ENTRY_CHARS)
+  ctx.signed.add(cookie, signed)
   return signed
 }
 
@@ -39,7 +39,7 @@ async function open (ctx: SessionContext, { sealer, opened }: StatelessCookie, c
   const result = sealer.unsealInline(name, cookie) ?? await sealer.unseal(name, cookie)
   if (!result.ok) return result.reason
   const entry = { payload: result.plaintext.toString('utf8'), current: result.current }
-  opened.add(cookie, entry, entry.payload.length)
+  opened.add(cookie, entry)
   return entry
 }
 

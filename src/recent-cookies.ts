@@ -18,10 +18,15 @@ export class RecentCookies<T> {
   #old = new Map<string, Entry<T>>()
   #youngSize = 0
   #half: number
+  #sizeOf: (value: T) => number
 
-  /** `budget`: characters of cookies and payloads held at most. */
-  constructor (budget: number) {
+  /**
+   * `budget`: characters held at most, counting each cookie and `sizeOf` its value
+   * (what the value holds besides the cookie itself).
+   */
+  constructor (budget: number, sizeOf: (value: T) => number) {
     this.#half = budget / 2
+    this.#sizeOf = sizeOf
   }
 
   get size (): number {
@@ -38,9 +43,8 @@ export class RecentCookies<T> {
     return old.value
   }
 
-  /** `extra`: characters the value holds besides the cookie itself. */
-  add (cookie: string, value: T, extra: number): void {
-    const size = cookie.length + extra
+  add (cookie: string, value: T): void {
+    const size = cookie.length + this.#sizeOf(value)
     if (size > this.#half || this.#young.has(cookie)) return
     this.#put(cookie, { value, size })
   }

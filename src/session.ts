@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ChangeLog } from './changes'
 import { expiryFor, nextRecord, retry, writeRecord } from './commit'
-import { SIGNED_ENTRY_CHARS, type SessionContext, type StatelessCookie } from './context'
+import type { SessionContext, StatelessCookie } from './context'
 import { newSessionId, storeKey } from './crypto/ids'
 import { CookieTooLargeError, InvalidKeyError, NotSerializableError, SessionConflictError, SessionDestroyedError } from './errors'
 import type { SessionCookieOptions } from './options'
@@ -52,7 +52,6 @@ function serialize (key: string, value: unknown): string {
 
 let commit: (session: Session) => Promise<void> | undefined
 
-/** Commits a session at the end of a request (the plugin's onSend hook). */
 /**
  * Commits a session at the end of a request (the plugin's onSend hook). Undefined when
  * there is nothing to do, which is most requests: they then pay for no promise at all.
@@ -334,7 +333,14 @@ export class Session {
     return !this.#log.empty
   }
 
+  // save() and update(): commit whatever changed, in-place changes included.
   async #commit (): Promise<void> {
+    this.#detectMutations()
+    await this.#commitDetected()
+  }
+
+  // In-place changes are already in the change log.
+  async #commitDetected (): Promise<void> {
     try {
       await this.#commitOnce()
     } catch (err) {
@@ -362,14 +368,12 @@ export class Session {
     } catch (err) {
       return Promise.reject(err)
     }
-    if (this.#needsWrite()) return this.#commit()
+    if (this.#needsWrite()) return this.#commitDetected()
     if (this.#version === 0) return undefined
-    return this.#wantsCookie(false) || this.#touchTarget() !== undefined ? this.#commit() : undefined
+    return this.#wantsCookie(false) || this.#touchTarget() !== undefined ? this.#commitDetected() : undefined
   }
 
   async #commitOnce (): Promise<void> {
-    if (this.#destroyed) return
-    this.#detectMutations()
     let extended = false
     if (this.#needsWrite()) {
       // Without a store, writing is sealing, which #sendCookie does next.
@@ -465,14 +469,13 @@ export class Session {
 
   #sendCookie (): Promise<void> | undefined {
     const { stateless } = this.#ctx
-    if (stateless === undefined) return this.#setCookie(this.#sign())
-    const sealed = this.#seal(stateless)
-    if (typeof sealed !== 'string') return sealed.then((value) => this.#setCookie(value, stateless))
-    this.#setCookie(sealed, stateless)
+    const value = stateless === undefined ? this.#sign() : this.#seal(stateless)
+    if (typeof value !== 'string') return value.then((sealed) => this.#setCookie(sealed))
+    this.#setCookie(value)
   }
 
-  #setCookie (value: string, stateless?: StatelessCookie): undefined {
-    const { options } = this.#ctx
+  #setCookie (value: string): void {
+    const { options, stateless } = this.#ctx
     const cookie = this.#cookie()
     if (stateless !== undefined) this.#checkSize(stateless.codec.maxCookieBytes, value, cookie)
     if (this.#cookieSent) this.#dropEarlierCookie()
@@ -480,7 +483,6 @@ export class Session {
     this.#cookieSent = true
     this.#cookieChanged = false
     this.#noStore()
-    return undefined
   }
 
   // A cookie from an earlier save() may already be in the headers (once @fastify/cookie's
@@ -497,7 +499,7 @@ export class Session {
   // An issued cookie is known to be authentic: its next request skips the HMAC check.
   #sign (): string {
     const cookie = this.#ctx.signer.sign(this.#id)
-    this.#ctx.signed.add(cookie, { id: this.#id, key: this.#storeKey(), current: true }, SIGNED_ENTRY_CHARS)
+    this.#ctx.signed.add(cookie, { id: this.#id, key: this.#storeKey(), current: true })
     return cookie
   }
 

@@ -26,6 +26,23 @@ async function setup (t: tap.Test, routes: (app: FastifyInstance) => void, optio
   return { app, store, cookie }
 }
 
+/** Adds POST /slow: sets `key` to `value`, then holds its commit until the other request is done. */
+function slowSet (app: FastifyInstance, key: string, value: unknown): void {
+  app.post('/slow', async (req) => {
+    req.session.set(key, value)
+    await races.wait()
+    return 'ok'
+  })
+}
+
+/** POST /slow and POST `other` on one session, `other` committing first. */
+function raceSlow (app: FastifyInstance, cookie: string, other: string) {
+  return races.run(
+    () => app.inject({ method: 'POST', url: '/slow', headers: { cookie } }),
+    () => app.inject({ method: 'POST', url: other, headers: { cookie } })
+  )
+}
+
 t.test('regenerate keeps data under a new id and destroys the old record', async (t) => {
   const { app, store, cookie } = await setup(t, (app) => {
     app.post('/login', async (req) => {
@@ -307,17 +324,10 @@ t.test('concurrent requests on one session: merge keeps every key', async (t) =>
 
 t.test('conflict: error gives 409 to the later writer and keeps the earlier data', async (t) => {
   const { app, cookie } = await setup(t, (app) => {
-    app.post('/slow', async (req) => {
-      req.session.set('by', 'slow')
-      await races.wait()
-      return 'ok'
-    })
+    slowSet(app, 'by', 'slow')
     app.post('/fast', async (req) => { req.session.set('by', 'fast'); return 'ok' })
   }, { conflict: 'error' })
-  const [slow, fast] = await races.run(
-    () => app.inject({ method: 'POST', url: '/slow', headers: { cookie } }),
-    () => app.inject({ method: 'POST', url: '/fast', headers: { cookie } })
-  )
+  const [slow, fast] = await raceSlow(app, cookie, '/fast')
   t.equal(fast.statusCode, 200)
   t.equal(slow.statusCode, 409)
   t.equal(slow.json().code, 'FST_SESS_CONFLICT')
@@ -326,17 +336,10 @@ t.test('conflict: error gives 409 to the later writer and keeps the earlier data
 
 t.test('conflict: overwrite is last write wins', async (t) => {
   const { app, cookie } = await setup(t, (app) => {
-    app.post('/slow', async (req) => {
-      req.session.set('slow', true)
-      await races.wait()
-      return 'ok'
-    })
+    slowSet(app, 'slow', true)
     app.post('/fast', async (req) => { req.session.set('fast', true); return 'ok' })
   }, { conflict: 'overwrite' })
-  const [slow, fast] = await races.run(
-    () => app.inject({ method: 'POST', url: '/slow', headers: { cookie } }),
-    () => app.inject({ method: 'POST', url: '/fast', headers: { cookie } })
-  )
+  const [slow, fast] = await raceSlow(app, cookie, '/fast')
   t.equal(slow.statusCode, 200)
   t.equal(fast.statusCode, 200)
   const data = (await app.inject({ url: '/dump', headers: { cookie } })).json().data
@@ -346,17 +349,10 @@ t.test('conflict: overwrite is last write wins', async (t) => {
 
 t.test('a write racing a destroy does not bring the session back', async (t) => {
   const { app, cookie } = await setup(t, (app) => {
-    app.post('/slow', async (req) => {
-      req.session.set('late', true)
-      await races.wait()
-      return 'ok'
-    })
+    slowSet(app, 'late', true)
     app.post('/logout', async (req) => { await req.session.destroy(); return 'ok' })
   })
-  const [slow, logout] = await races.run(
-    () => app.inject({ method: 'POST', url: '/slow', headers: { cookie } }),
-    () => app.inject({ method: 'POST', url: '/logout', headers: { cookie } })
-  )
+  const [slow, logout] = await raceSlow(app, cookie, '/logout')
   t.equal(logout.statusCode, 200)
   t.equal(slow.statusCode, 409)
   t.match(slow.json().message, /destroyed/)
@@ -365,17 +361,10 @@ t.test('a write racing a destroy does not bring the session back', async (t) => 
 
 t.test('a write racing a regenerate does not bring the old session back', async (t) => {
   const { app, cookie } = await setup(t, (app) => {
-    app.post('/slow', async (req) => {
-      req.session.set('late', true)
-      await races.wait()
-      return 'ok'
-    })
+    slowSet(app, 'late', true)
     app.post('/login', async (req) => { await req.session.regenerate(); req.session.set('user', 'bob'); return 'ok' })
   })
-  const [slow, login] = await races.run(
-    () => app.inject({ method: 'POST', url: '/slow', headers: { cookie } }),
-    () => app.inject({ method: 'POST', url: '/login', headers: { cookie } })
-  )
+  const [slow, login] = await raceSlow(app, cookie, '/login')
   t.equal(login.statusCode, 200)
   t.equal(slow.statusCode, 409, 'the old-id write is refused, not silently dropped')
   t.same((await app.inject({ url: '/dump', headers: { cookie } })).json(), { data: {}, isNew: true }, 'old id stays dead')

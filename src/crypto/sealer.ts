@@ -62,16 +62,6 @@ export class Sealer {
     return this.#pool
   }
 
-  async seal (context: string, plaintext: string | Uint8Array): Promise<string> {
-    checkSealArguments(context, plaintext)
-    const pool = this.#choose(sizeOf(plaintext))
-    if (pool === undefined) return seal(this.#ring, context, plaintext)
-    return pool.seal(context, plaintext).catch((error: unknown) => {
-      this.#onPoolError(error)
-      return seal(this.#ring, context, plaintext)
-    })
-  }
-
   /**
    * Seals on this thread, now, when the job would run inline anyway; undefined when it
    * belongs on the pool (then call seal()). Spares the common case a promise.
@@ -87,11 +77,20 @@ export class Sealer {
     return this.#choose(typeof sealed === 'string' ? sealed.length : 0) === undefined ? unseal(this.#ring, context, sealed) : undefined
   }
 
+  async seal (context: string, plaintext: string | Uint8Array): Promise<string> {
+    const sealed = this.sealInline(context, plaintext)
+    if (sealed !== undefined) return sealed
+    // sealInline() declined: the job belongs on the pool, which therefore exists.
+    return (this.#pool as CryptoPool).seal(context, plaintext).catch((error: unknown) => {
+      this.#onPoolError(error)
+      return seal(this.#ring, context, plaintext)
+    })
+  }
+
   async unseal (context: string, sealed: string): Promise<Unsealed> {
-    checkContext(context)
-    const pool = this.#choose(typeof sealed === 'string' ? sealed.length : 0)
-    if (pool === undefined) return unseal(this.#ring, context, sealed)
-    return pool.unseal(context, sealed).catch((error: unknown) => {
+    const opened = this.unsealInline(context, sealed)
+    if (opened !== undefined) return opened
+    return (this.#pool as CryptoPool).unseal(context, sealed).catch((error: unknown) => {
       this.#onPoolError(error)
       return unseal(this.#ring, context, sealed)
     })
