@@ -1,4 +1,5 @@
-import { parse } from 'secure-json-parse'
+import { parseJson } from './json'
+import { defaultAttributes, type DefaultAttributes } from './cookie-line'
 import { Sealer } from './crypto/sealer'
 import { CookieSigner } from './crypto/signer'
 import { StoreUnavailableError } from './errors'
@@ -49,6 +50,8 @@ export interface SessionContext {
   /** Signed cookies verified or issued lately (server-side stores). */
   signed: RecentCookies<SignedCookie>
   queue: KeyedQueue
+  /** The session cookie's attributes when no response changes them. */
+  attributes: DefaultAttributes
 }
 
 /** Where sealed record data sits in `SessionRecord.data` under `encryptAtRest`. */
@@ -81,7 +84,7 @@ async function openRecord (sealer: Sealer, key: string, record: SessionRecord): 
   if (typeof sealed !== 'string') return undefined
   const opened = await sealer.unseal(recordContext(key), sealed)
   if (!opened.ok) return undefined
-  return { ...record, data: parse(opened.plaintext.toString('utf8')) as Record<string, unknown> }
+  return { ...record, data: parseJson(opened.plaintext.toString('utf8')) as Record<string, unknown> }
 }
 
 /** Seals each record's data before the store sees it; the version and times stay readable for the store. */
@@ -116,6 +119,7 @@ export function createContext (options: ResolvedOptions, onPoolError: (error: un
     sealer,
     signer: new CookieSigner(options.secrets),
     signed: new RecentCookies(RECENT_COOKIE_CHARS, () => SIGNED_ENTRY_CHARS),
-    queue: new KeyedQueue()
+    queue: new KeyedQueue(),
+    attributes: defaultAttributes(options.cookie)
   }
 }

@@ -52,7 +52,12 @@ async function fastifySessionsPlugin (fastify: FastifyInstance, opts: FastifySes
     req[kReply] = reply
     const cookie = request.cookies[options.cookieName]
     if (cookie === undefined) return done()
-    loadSession(ctx, request, reply, cookie).then((session) => {
+    const loaded = loadSession(ctx, request, reply, cookie)
+    if (!(loaded instanceof Promise)) {
+      if (loaded !== undefined) req[kSession] = loaded
+      return done()
+    }
+    loaded.then((session) => {
       if (session !== undefined) req[kSession] = session
       done()
     }, done)

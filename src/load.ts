@@ -1,9 +1,10 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { expiryFor } from './commit'
 import type { OpenedCookie, SessionContext, SignedCookie, StatelessCookie } from './context'
+import type { Unsealed } from './crypto/seal'
 import { storeKey } from './crypto/ids'
 import { Session, type LoadedSession } from './session'
-import type { SessionRecord } from './store'
+import type { SealedSession, SessionRecord, StatelessStore } from './store'
 
 function reject (request: FastifyRequest, reason: string): undefined {
   // The raw cookie and id are never logged; the reason is enough to debug.
@@ -34,35 +35,62 @@ async function fromStore (ctx: SessionContext, cookie: string): Promise<LoadedSe
   return { id: signed.id, key: signed.key, record, resign: !signed.current }
 }
 
-async function open (ctx: SessionContext, { sealer, opened }: StatelessCookie, cookie: string): Promise<OpenedCookie | string> {
-  const name = ctx.options.cookieName
-  const result = sealer.unsealInline(name, cookie) ?? await sealer.unseal(name, cookie)
+function opened (stateless: StatelessCookie, cookie: string, result: Unsealed): OpenedCookie | string {
   if (!result.ok) return result.reason
   const entry = { payload: result.plaintext.toString('utf8'), current: result.current }
-  opened.add(cookie, entry)
+  stateless.opened.add(cookie, entry)
   return entry
 }
 
+// Authentic but unreadable, e.g. written before a custom store changed its format:
+// like any other cookie the plugin cannot use, it gives a fresh session, not a 500.
+function decode (codec: StatelessStore, payload: string): SealedSession | undefined {
+  try {
+    return codec.decode(payload)
+  } catch {
+    return undefined
+  }
+}
+
+// Synchronous unless the cookie is opened on the worker pool.
+function open (ctx: SessionContext, stateless: StatelessCookie, cookie: string): OpenedCookie | string | Promise<OpenedCookie | string> {
+  const name = ctx.options.cookieName
+  const inline = stateless.sealer.unsealInline(name, cookie)
+  if (inline !== undefined) return opened(stateless, cookie, inline)
+  return stateless.sealer.unseal(name, cookie).then((result) => opened(stateless, cookie, result))
+}
+
+function fromCookie (ctx: SessionContext, stateless: StatelessCookie, cookie: string): LoadedSession | string | Promise<LoadedSession | string> {
+  const entry = stateless.opened.get(cookie) ?? open(ctx, stateless, cookie)
+  if (entry instanceof Promise) return entry.then((found) => fromOpened(ctx, stateless, cookie, found))
+  return fromOpened(ctx, stateless, cookie, entry)
+}
+
 // Timeouts come from the sealed timestamps: the cookie's own expiry is the browser's business.
-async function fromCookie (ctx: SessionContext, stateless: StatelessCookie, cookie: string): Promise<LoadedSession | string> {
-  const opened = stateless.opened.get(cookie) ?? await open(ctx, stateless, cookie)
-  if (typeof opened === 'string') return opened
-  const payload = stateless.codec.decode(opened.payload)
+function fromOpened (ctx: SessionContext, stateless: StatelessCookie, cookie: string, entry: OpenedCookie | string): LoadedSession | string {
+  if (typeof entry === 'string') return entry
+  const payload = decode(stateless.codec, entry.payload)
   if (payload === undefined) return 'unreadable payload'
   const { id, data, createdAt, lastActive } = payload
   const record = { data, version: 1, createdAt, expiresAt: expiryFor(ctx, lastActive, createdAt) }
-  const sealed = opened.current ? cookie : undefined
-  return { id, key: undefined, record, resign: !opened.current, sealed, payload: opened.payload }
+  const sealed = entry.current ? cookie : undefined
+  return { id, key: undefined, record, resign: !entry.current, sealed, payload: entry.payload }
 }
 
 /**
  * Turns a session cookie into a session, or into undefined (a fresh session follows)
  * when the cookie is forged, unknown or expired. Only a verified id reaches the store.
  */
-export async function loadSession (
+export function loadSession (
   ctx: SessionContext, request: FastifyRequest, reply: FastifyReply, cookie: string
-): Promise<Session | undefined> {
-  const loaded = ctx.stateless === undefined ? await fromStore(ctx, cookie) : await fromCookie(ctx, ctx.stateless, cookie)
+): Session | undefined | Promise<Session | undefined> {
+  const loaded = ctx.stateless === undefined ? fromStore(ctx, cookie) : fromCookie(ctx, ctx.stateless, cookie)
+  // A cookie opened inline (or found among the recent ones) needs no promise.
+  if (loaded instanceof Promise) return loaded.then((found) => toSession(ctx, request, reply, found))
+  return toSession(ctx, request, reply, loaded)
+}
+
+function toSession (ctx: SessionContext, request: FastifyRequest, reply: FastifyReply, loaded: LoadedSession | string): Session | undefined {
   if (typeof loaded === 'string') return reject(request, loaded)
   const reason = expired(ctx, loaded.record)
   if (reason !== undefined) return reject(request, reason)

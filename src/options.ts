@@ -148,32 +148,42 @@ function attribute (name: string, value: unknown, fallback: string | undefined):
   return value
 }
 
-function secure (value: unknown): boolean | 'auto' {
-  if (value === undefined || value === 'auto') return 'auto'
-  if (typeof value !== 'boolean') fail('cookie.secure', "must be true, false or 'auto'")
+function secure (name: string, value: unknown, fallback: boolean | 'auto'): boolean | 'auto' {
+  if (value === undefined) return fallback
+  if (value !== 'auto' && typeof value !== 'boolean') fail(name, "must be true, false or 'auto'")
   return value
 }
 
-function cookie (value: unknown): ResolvedCookie {
-  const given = plainObject('cookie', value)
+const DEFAULT_COOKIE: ResolvedCookie = {
+  path: '/', domain: undefined, httpOnly: true, secure: 'auto', sameSite: 'lax', partitioned: false, maxAge: undefined
+}
+
+// `label` names the option in errors: 'cookie' at registration, 'session.options()' per response.
+function cookie (value: unknown, base: ResolvedCookie, label: string): ResolvedCookie {
+  const given = plainObject(label, value)
   for (const key of Object.keys(given)) {
-    if (!COOKIE_KEYS.has(key)) fail(`cookie.${key}`, 'is not a known cookie option')
+    if (!COOKIE_KEYS.has(key)) fail(`${label}.${key}`, 'is not a known cookie option')
   }
-  const path = attribute('cookie.path', given.path, '/') as string
-  if (!path.startsWith('/')) fail('cookie.path', "must start with '/'")
+  const path = attribute(`${label}.path`, given.path, base.path) as string
+  if (!path.startsWith('/')) fail(`${label}.path`, "must start with '/'")
   const resolved: ResolvedCookie = {
     path,
-    domain: attribute('cookie.domain', given.domain, undefined),
-    httpOnly: bool('cookie.httpOnly', given.httpOnly, true),
-    secure: secure(given.secure),
-    sameSite: oneOf('cookie.sameSite', given.sameSite, ['lax', 'strict', 'none'], 'lax'),
-    partitioned: bool('cookie.partitioned', given.partitioned, false),
-    maxAge: seconds('cookie.maxAge', given.maxAge, undefined)
+    domain: attribute(`${label}.domain`, given.domain, base.domain),
+    httpOnly: bool(`${label}.httpOnly`, given.httpOnly, base.httpOnly),
+    secure: secure(`${label}.secure`, given.secure, base.secure),
+    sameSite: oneOf(`${label}.sameSite`, given.sameSite, ['lax', 'strict', 'none'], base.sameSite),
+    partitioned: bool(`${label}.partitioned`, given.partitioned, base.partitioned),
+    maxAge: seconds(`${label}.maxAge`, given.maxAge, base.maxAge)
   }
   if (resolved.secure === false && (resolved.sameSite === 'none' || resolved.partitioned)) {
-    fail('cookie.secure', "cannot be false with sameSite 'none' or partitioned: browsers drop such cookies")
+    fail(`${label}.secure`, "cannot be false with sameSite 'none' or partitioned: browsers drop such cookies")
   }
   return resolved
+}
+
+/** `session.options()`: cookie attributes for one response, checked like the registration's. */
+export function overrideCookie (base: ResolvedCookie, overrides: unknown): ResolvedCookie {
+  return cookie(overrides, base, 'session.options()')
 }
 
 function cryptoOptions (value: unknown): Required<SessionCryptoOptions> {
@@ -204,7 +214,7 @@ export function resolveOptions (raw: unknown): ResolvedOptions {
   const resolved = {
     secrets: secrets(opts.secret),
     cookieName,
-    cookie: cookie(opts.cookie),
+    cookie: cookie(opts.cookie, DEFAULT_COOKIE, 'cookie'),
     idleMs: idle * 1000,
     absoluteMs: (seconds('absoluteTimeout', opts.absoluteTimeout, DEFAULT_ABSOLUTE_TIMEOUT) as number) * 1000,
     touchAfterMs: idle * 1000 * TOUCH_FRACTION,

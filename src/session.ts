@@ -2,9 +2,10 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ChangeLog } from './changes'
 import { expiryFor, nextRecord, retry, writeRecord } from './commit'
 import type { SessionContext, StatelessCookie } from './context'
+import { cookieAttributes, EXPIRED } from './cookie-line'
 import { newSessionId, storeKey } from './crypto/ids'
 import { CookieTooLargeError, InvalidKeyError, NotSerializableError, SessionConflictError, SessionDestroyedError } from './errors'
-import type { SessionCookieOptions } from './options'
+import { overrideCookie, type ResolvedCookie, type SessionCookieOptions } from './options'
 import type { SessionData, SessionRecord, StatelessStore } from './store'
 
 /** Key under which flash messages live in the session data. */
@@ -26,11 +27,6 @@ export interface LoadedSession {
 }
 
 const hasOwn = Object.hasOwn
-
-// The most the attributes other than the path and domain values can add to a Set-Cookie
-// line: "; Path=", "; Domain=", "; Max-Age=" with 20 digits, "; HttpOnly", "; Secure",
-// "; SameSite=Strict" and "; Partitioned" make 94.
-const ATTRIBUTES_BOUND = 128
 
 function checkKey (key: unknown): asserts key is string {
   if (typeof key !== 'string' || key === '' || key === '__proto__') {
@@ -80,7 +76,8 @@ export class Session {
   #regenerated = false
   #touchRequested = false
   #cookieChanged: boolean
-  #cookieOptions: SessionCookieOptions | undefined
+  // Set by options(): this response's cookie attributes, already merged and checked.
+  #cookieOptions: ResolvedCookie | undefined
   #cookieSent = false
   // Stateless store only: the sealed cookie for the current state, and the data it holds.
   #sealed: string | undefined
@@ -210,9 +207,8 @@ export class Session {
     this.#data = {}
     this.#log.reset()
     this.#watched = undefined
-    const { maxAge, ...attributes } = this.#cookie()
-    this.#reply.clearCookie(this.#ctx.options.cookieName, attributes)
-    this.#noStore()
+    const cookie = this.#cookie()
+    this.#writeCookie(`${this.#ctx.options.cookieName}=${cookieAttributes(cookie, this.#secure(cookie), 0)}${EXPIRED}`)
   }
 
   /** Commits now, e.g. before a redirect or a streamed reply. */
@@ -273,7 +269,7 @@ export class Session {
   /** Cookie attributes for this response only, e.g. a longer maxAge for "remember me". */
   options (cookie: SessionCookieOptions): void {
     this.#usable('options')
-    this.#cookieOptions = { ...this.#cookieOptions, ...cookie }
+    this.#cookieOptions = overrideCookie(this.#cookie(), cookie)
     this.#cookieChanged = true
   }
 
@@ -339,13 +335,16 @@ export class Session {
     await this.#commitDetected()
   }
 
-  // In-place changes are already in the change log.
-  async #commitDetected (): Promise<void> {
+  // In-place changes are already in the change log. Undefined when the commit finished
+  // without waiting (a stateless store sealing inline): no promise for the common case.
+  #commitDetected (): Promise<void> | undefined {
+    let pending: Promise<void> | undefined
     try {
-      await this.#commitOnce()
+      pending = this.#commitOnce()
     } catch (err) {
-      throw this.#unserializable() ?? err
+      return Promise.reject(this.#unserializable() ?? err)
     }
+    return pending?.catch((err: unknown) => { throw this.#unserializable() ?? err })
   }
 
   // set() checks each value, but an object can still be changed into something JSON
@@ -373,21 +372,22 @@ export class Session {
     return this.#wantsCookie(false) || this.#touchTarget() !== undefined ? this.#commitDetected() : undefined
   }
 
-  async #commitOnce (): Promise<void> {
-    let extended = false
+  // Promises only where there is waiting to do: the store, or sealing on the worker pool.
+  #commitOnce (): Promise<void> | undefined {
+    const stateless = this.#ctx.stateless !== undefined
     if (this.#needsWrite()) {
       // Without a store, writing is sealing, which #sendCookie does next.
-      if (this.#ctx.stateless !== undefined) this.#written(nextRecord(this.#ctx, this.#data, this.#version, this.#createdAt))
-      else await this.#write()
-      extended = true
-    } else if (this.#version > 0) {
-      extended = await this.#touch()
+      if (!stateless) return this.#write().then(() => this.#sendIfWanted(true))
+      this.#written(nextRecord(this.#ctx, this.#data, this.#version, this.#createdAt))
+      return this.#sendIfWanted(true)
     }
-    if (this.#version > 0 && this.#wantsCookie(extended)) {
-      // Promises only where there is waiting to do: sealing on the worker pool.
-      const sending = this.#sendCookie()
-      if (sending !== undefined) await sending
-    }
+    if (this.#version === 0) return undefined
+    if (stateless) return this.#sendIfWanted(this.#touchSealed())
+    return this.#touch().then((extended) => this.#sendIfWanted(extended))
+  }
+
+  #sendIfWanted (extended: boolean): Promise<void> | undefined {
+    return this.#version > 0 && this.#wantsCookie(extended) ? this.#sendCookie() : undefined
   }
 
   async #write (): Promise<void> {
@@ -434,16 +434,18 @@ export class Session {
     return due ? target : undefined
   }
 
+  // Without a store, re-sealing the cookie with a new last-active time is the touch.
+  #touchSealed (): boolean {
+    const target = this.#touchTarget()
+    if (target === undefined) return false
+    this.#written({ data: this.#data, version: this.#version, createdAt: this.#createdAt, expiresAt: target })
+    return true
+  }
+
   async #touch (): Promise<boolean> {
     const { store } = this.#ctx
     const target = this.#touchTarget()
-    if (target === undefined) return false
-    if (this.#ctx.stateless !== undefined) {
-      // Re-sealing the cookie with a new last-active time is the stateless touch.
-      this.#written({ data: this.#data, version: this.#version, createdAt: this.#createdAt, expiresAt: target })
-      return true
-    }
-    if (store.touch === undefined) return false
+    if (target === undefined || store.touch === undefined) return false
     this.#touchRequested = false
     try {
       await store.touch(this.#storeKey(), target)
@@ -461,10 +463,12 @@ export class Session {
     return extended && this.#cookie().maxAge !== undefined
   }
 
-  #cookie (): SessionCookieOptions & { secure: boolean } {
-    const merged = { ...this.#ctx.options.cookie, ...this.#cookieOptions }
-    const secure = merged.secure === 'auto' ? this.#request.protocol === 'https' : merged.secure === true
-    return { ...merged, secure }
+  #cookie (): ResolvedCookie {
+    return this.#cookieOptions ?? this.#ctx.options.cookie
+  }
+
+  #secure (cookie: ResolvedCookie): boolean {
+    return cookie.secure === 'auto' ? this.#request.protocol === 'https' : cookie.secure
   }
 
   #sendCookie (): Promise<void> | undefined {
@@ -476,20 +480,37 @@ export class Session {
 
   #setCookie (value: string): void {
     const { options, stateless } = this.#ctx
-    const cookie = this.#cookie()
-    if (stateless !== undefined) this.#checkSize(stateless.codec.maxCookieBytes, value, cookie)
-    if (this.#cookieSent) this.#dropEarlierCookie()
-    this.#reply.setCookie(options.cookieName, value, cookie)
-    this.#cookieSent = true
+    const line = `${options.cookieName}=${value}${this.#attributes()}`
+    // Browsers drop a cookie that is too large without a word: fail loudly instead. Name,
+    // value and attributes are ASCII (validated, base64url), so characters are bytes.
+    if (stateless !== undefined && line.length > stateless.codec.maxCookieBytes) {
+      throw new CookieTooLargeError(line.length, stateless.codec.maxCookieBytes)
+    }
+    this.#writeCookie(line)
     this.#cookieChanged = false
+  }
+
+  #attributes (): string {
+    const cookie = this.#cookie()
+    const secure = this.#secure(cookie)
+    if (this.#cookieOptions !== undefined) return cookieAttributes(cookie, secure)
+    const { attributes } = this.#ctx
+    return secure ? attributes.secure : attributes.insecure
+  }
+
+  // Set-Cookie lines added to the reply's headers are kept by @fastify/cookie, which appends
+  // the cookies of reply.setCookie() to them.
+  #writeCookie (line: string): void {
+    if (this.#cookieSent) this.#dropEarlierCookie()
+    this.#reply.header('set-cookie', line)
+    this.#cookieSent = true
     this.#noStore()
   }
 
-  // A cookie from an earlier save() may already be in the headers (once @fastify/cookie's
-  // onSend ran, setCookie appends): one session cookie per response is enough.
+  // A cookie from an earlier save() (or a destroy()) is already in the headers: one
+  // session cookie per response is enough.
   #dropEarlierCookie (): void {
-    const header = this.#reply.getHeader('set-cookie')
-    if (header === undefined) return
+    const header = this.#reply.getHeader('set-cookie') ?? []
     const prefix = this.#ctx.options.cookieName + '='
     const kept = [header].flat().map(String).filter((line) => !line.startsWith(prefix))
     this.#reply.removeHeader('set-cookie')
@@ -501,16 +522,6 @@ export class Session {
     const cookie = this.#ctx.signer.sign(this.#id)
     this.#ctx.signed.add(cookie, { id: this.#id, key: this.#storeKey(), current: true })
     return cookie
-  }
-
-  // Browsers drop a cookie that is too large without a word: fail loudly instead. The
-  // header is serialized to measure it only when a bound says it could be near the limit.
-  #checkSize (limit: number, value: string, cookie: SessionCookieOptions & { secure: boolean }): void {
-    const name = this.#ctx.options.cookieName
-    const bound = name.length + 1 + value.length + (cookie.path?.length ?? 0) + (cookie.domain?.length ?? 0) + ATTRIBUTES_BOUND
-    if (bound <= limit) return
-    const bytes = Buffer.byteLength(this.#reply.server.serializeCookie(name, value, cookie))
-    if (bytes > limit) throw new CookieTooLargeError(bytes, limit)
   }
 
   // Not added to the recent cookies: many issued cookies never come back (the next write

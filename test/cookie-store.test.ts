@@ -314,6 +314,22 @@ t.test('bad cookies give a fresh session and a debug line naming the reason, nev
   }
 })
 
+t.test('a store whose decode() throws on a payload gives a fresh session, not a 500', async (t) => {
+  // As after a deploy that changed a custom store's payload format.
+  class Strict extends CookieStore {
+    decode (payload: string) {
+      if (payload.includes('"user"')) throw new Error('old format')
+      return super.decode(payload)
+    }
+  }
+  const { app, rejected } = await setup(t, 'never', { store: new Strict() })
+  const cookie = sessionCookie(await app.inject('/keep-user')) as string
+  const res = await app.inject({ url: '/read', headers: { cookie } })
+  t.equal(res.statusCode, 200)
+  t.same(res.json(), { n: null, isNew: true })
+  t.same(rejected(), ['unreadable payload'])
+})
+
 t.test('cookies sealed in any offload mode open in every other mode', async (t) => {
   const cookies = new Map<Mode, string>()
   for (const mode of MODES) cookies.set(mode, sessionCookie(await (await setup(t, mode)).app.inject('/write')) as string)

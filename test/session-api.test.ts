@@ -281,6 +281,67 @@ t.test('options() sets cookie attributes for this response', async (t) => {
   t.match(setCookieLine(res), /Max-Age=86400/)
 })
 
+t.test('options() calls add up and are checked like the registration options', async (t) => {
+  const { app, cookie } = await setup(t, (app) => {
+    app.post('/both', async (req) => {
+      req.session.options({ maxAge: 90.2 })
+      req.session.options({ domain: 'example.com', sameSite: 'strict' })
+      return 'ok'
+    })
+    app.post('/bad', async (req, reply) => {
+      const attempts = [{ path: 'no-slash' }, { domain: 'a;b' }, { sameSite: 'none', secure: false }, { secure: 'yes' }, { colour: 'red' }, null]
+      return attempts.map((attempt) => {
+        try {
+          req.session.options(attempt as never)
+          return 'accepted'
+        } catch (err) {
+          return `${(err as { code: string }).code} ${(err as Error).message}`
+        }
+      })
+    })
+  })
+  const res = await app.inject({ method: 'POST', url: '/both', headers: { cookie } })
+  t.equal(setCookieLine(res), `${cookie}; Max-Age=91; Domain=example.com; Path=/; HttpOnly; SameSite=Strict`, 'whole seconds, rounded up')
+  const bad = (await app.inject({ method: 'POST', url: '/bad', headers: { cookie } })).json() as string[]
+  t.match(bad, [
+    /^FST_SESS_INVALID_OPTION .*session\.options\(\)\.path/,
+    /^FST_SESS_INVALID_OPTION .*session\.options\(\)\.domain/,
+    /^FST_SESS_INVALID_OPTION .*session\.options\(\)\.secure/,
+    /^FST_SESS_INVALID_OPTION .*session\.options\(\)\.secure/,
+    /^FST_SESS_INVALID_OPTION .*session\.options\(\)\.colour/,
+    /^FST_SESS_INVALID_OPTION .*session\.options\(\)/
+  ])
+})
+
+t.test('the session cookie shares the response with reply.setCookie() cookies, once', async (t) => {
+  const { app, cookie } = await setup(t, (app) => {
+    app.post('/twice', async (req, reply) => {
+      req.session.set('step', 1)
+      await req.session.save()
+      reply.setCookie('theme', 'dark')
+      req.session.set('step', 2)
+      await req.session.regenerate()
+      return 'ok'
+    })
+    app.post('/save-then-destroy', async (req, reply) => {
+      reply.setCookie('theme', 'light')
+      req.session.set('step', 3)
+      await req.session.save()
+      await req.session.destroy()
+      return 'ok'
+    })
+  })
+  const twice = await app.inject({ method: 'POST', url: '/twice', headers: { cookie } })
+  const lines = [twice.headers['set-cookie']].flat() as string[]
+  t.equal(lines.filter((l) => l.startsWith('sid=')).length, 1, 'one session cookie')
+  t.not(sessionCookie(twice), cookie, 'the last one: after regenerate')
+  t.equal(sessionCookie(twice, 'theme'), 'theme=dark')
+  const destroyed = await app.inject({ method: 'POST', url: '/save-then-destroy', headers: { cookie } })
+  const after = [destroyed.headers['set-cookie']].flat() as string[]
+  t.same(after.filter((l) => l.startsWith('sid=')), ['sid=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax; Expires=Thu, 01 Jan 1970 00:00:00 GMT'])
+  t.equal(sessionCookie(destroyed, 'theme'), 'theme=light')
+})
+
 t.test('a cookie signed with a previous secret is accepted and re-signed', async (t) => {
   const store = new CountingStore()
   t.teardown(() => store.close())

@@ -32,13 +32,14 @@ const IVS_PER_BATCH = 256
 const ivBatch = Buffer.alloc(IV_BYTES * IVS_PER_BATCH)
 let nextIv = IVS_PER_BATCH
 
-function writeIv (target: Buffer, offset: number): void {
+// A view into the batch, valid until the next call: seal() copies it before returning.
+function nextIvView (): Buffer {
   if (nextIv === IVS_PER_BATCH) {
     randomFillSync(ivBatch)
     nextIv = 0
   }
   const start = nextIv++ * IV_BYTES
-  ivBatch.copy(target, offset, start, start + IV_BYTES)
+  return ivBatch.subarray(start, start + IV_BYTES)
 }
 
 /** Throws when the context is not a string: a programming error, not bad input. */
@@ -54,31 +55,33 @@ export function checkSealArguments (context: unknown, plaintext: unknown): void 
   }
 }
 
-function bytesOf (plaintext: string | Uint8Array): Buffer {
-  if (typeof plaintext === 'string') return Buffer.from(plaintext, 'utf8')
-  return Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength)
-}
+// The authenticated data of the last key id and context: nearly every call has the same.
+let lastAad = { id: -1, context: '', bytes: Buffer.alloc(0) }
 
-function additionalData (sealed: Buffer, context: string): Buffer {
-  const aad = Buffer.allocUnsafe(HEADER_BYTES + Buffer.byteLength(context))
-  sealed.copy(aad, 0, 0, HEADER_BYTES)
-  aad.write(context, HEADER_BYTES)
-  return aad
+function additionalData (id: number, context: string): Buffer {
+  if (lastAad.id === id && lastAad.context === context) return lastAad.bytes
+  const bytes = Buffer.allocUnsafe(HEADER_BYTES + Buffer.byteLength(context))
+  bytes[0] = FORMAT_VERSION
+  bytes.writeUInt32BE(id, 1)
+  bytes.write(context, HEADER_BYTES)
+  lastAad = { id, context, bytes }
+  return bytes
 }
 
 /** Encrypts `plaintext` under the ring's current key, bound to `context`; returns base64url text. */
 export function seal (ring: KeyRing, context: string, plaintext: string | Uint8Array): string {
   checkSealArguments(context, plaintext)
-  const body = bytesOf(plaintext)
   const { id, key } = ring.current
+  const iv = nextIvView()
+  const cipher = createCipheriv(CIPHER, key, iv, { authTagLength: TAG_BYTES })
+  cipher.setAAD(additionalData(id, context))
+  const body = typeof plaintext === 'string' ? cipher.update(plaintext, 'utf8') : cipher.update(plaintext)
+  cipher.final()
   const out = Buffer.allocUnsafe(SEAL_OVERHEAD + body.length)
   out[0] = FORMAT_VERSION
   out.writeUInt32BE(id, 1)
-  writeIv(out, HEADER_BYTES)
-  const cipher = createCipheriv(CIPHER, key, out.subarray(HEADER_BYTES, BODY_START), { authTagLength: TAG_BYTES })
-  cipher.setAAD(additionalData(out, context))
-  cipher.update(body).copy(out, BODY_START)
-  cipher.final()
+  iv.copy(out, HEADER_BYTES)
+  body.copy(out, BODY_START)
   cipher.getAuthTag().copy(out, out.length - TAG_BYTES)
   return out.toString('base64url')
 }
@@ -101,9 +104,9 @@ function decode (text: unknown): Buffer | undefined {
   return (tail & UNUSED_TAIL_BITS[text.length % 4]) === 0 ? bytes : undefined
 }
 
-function open (key: KeyObject, sealed: Buffer, context: string): Buffer | undefined {
+function open (key: KeyObject, id: number, sealed: Buffer, context: string): Buffer | undefined {
   const decipher = createDecipheriv(CIPHER, key, sealed.subarray(HEADER_BYTES, BODY_START), { authTagLength: TAG_BYTES })
-  decipher.setAAD(additionalData(sealed, context))
+  decipher.setAAD(additionalData(id, context))
   decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES))
   const plaintext = decipher.update(sealed.subarray(BODY_START, sealed.length - TAG_BYTES))
   try {
@@ -131,7 +134,7 @@ export function unseal (ring: KeyRing, context: string, sealed: string): Unseale
   const id = bytes.readUInt32BE(1)
   const found = ring.find(id)
   if (found === undefined) return failure('unknown key id')
-  const plaintext = open(found.key, bytes, context)
+  const plaintext = open(found.key, id, bytes, context)
   if (plaintext === undefined) return failure('authentication failed')
   return { ok: true, plaintext, keyId: formatKeyId(id), current: found.current }
 }

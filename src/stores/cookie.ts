@@ -1,4 +1,4 @@
-import { parse } from 'secure-json-parse'
+import { parseJson } from '../json'
 import { InvalidOptionError } from '../errors'
 import type { SealedSession, StatelessStore } from '../store'
 
@@ -52,7 +52,7 @@ export class CookieStore implements StatelessStore {
 
   decode (payload: string): SealedSession | undefined {
     try {
-      return fromPayload(parse(payload))
+      return fromPayload(parseJson(payload))
     } catch {
       // Authentic but unreadable: written by another version of the payload format.
       return undefined

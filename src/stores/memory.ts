@@ -1,4 +1,4 @@
-import { parse } from 'secure-json-parse'
+import { parseJson } from '../json'
 import { InvalidOptionError } from '../errors'
 import type { SessionRecord, SessionStore } from '../store'
 
@@ -47,7 +47,7 @@ export class MemoryStore implements SessionStore {
     this.#entries.delete(key)
     this.#entries.set(key, entry)
     const { json, version, createdAt, expiresAt } = entry
-    return { data: parse(json), version, createdAt, expiresAt }
+    return { data: parseJson(json) as Record<string, unknown>, version, createdAt, expiresAt }
   }
 
   async set (key: string, record: SessionRecord, expectedVersion: number): Promise<boolean> {

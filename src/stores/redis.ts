@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { Writable } from 'node:stream'
 import type { Cluster, Redis } from 'ioredis'
-import { parse } from 'secure-json-parse'
+import { parseJson } from '../json'
 import { InvalidOptionError, StoreUnavailableError } from '../errors'
 import type { SessionRecord, SessionStore } from '../store'
 
@@ -69,7 +69,7 @@ redis.call('HSET', KEYS[1], 'e', ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 return 1`)
 
-const JSON_SERIALIZER: RedisSerializer = { stringify: JSON.stringify, parse: (text) => parse(text) }
+const JSON_SERIALIZER: RedisSerializer = { stringify: JSON.stringify, parse: (text) => parseJson(text) as Record<string, unknown> }
 // setTimeout cannot wait longer than this many milliseconds.
 const MAX_TIMER_MS = 2 ** 31 - 1
 
