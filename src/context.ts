@@ -20,7 +20,7 @@ export interface SignedCookie {
 
 /** A sealed cookie known to be authentic: its plaintext payload. */
 export interface OpenedCookie {
-  payload: string
+  payload: Buffer
   current: boolean
 }
 

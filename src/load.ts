@@ -37,14 +37,14 @@ async function fromStore (ctx: SessionContext, cookie: string): Promise<LoadedSe
 
 function opened (stateless: StatelessCookie, cookie: string, result: Unsealed): OpenedCookie | string {
   if (!result.ok) return result.reason
-  const entry = { payload: result.plaintext.toString('utf8'), current: result.current }
+  const entry = { payload: result.plaintext, current: result.current }
   stateless.opened.add(cookie, entry)
   return entry
 }
 
 // Authentic but unreadable, e.g. written before a custom store changed its format:
 // like any other cookie the plugin cannot use, it gives a fresh session, not a 500.
-function decode (codec: StatelessStore, payload: string): SealedSession | undefined {
+function decode (codec: StatelessStore, payload: Buffer): SealedSession | undefined {
   try {
     return codec.decode(payload)
   } catch {

@@ -23,7 +23,7 @@ export interface LoadedSession {
   /** Stateless store: the incoming cookie, re-sent as is while nothing changes. */
   sealed?: string
   /** Stateless store: the cookie's plaintext payload, which reload() goes back to. */
-  payload?: string
+  payload?: Buffer
 }
 
 const hasOwn = Object.hasOwn
@@ -32,6 +32,13 @@ function checkKey (key: unknown): asserts key is string {
   if (typeof key !== 'string' || key === '' || key === '__proto__') {
     throw new InvalidKeyError(`${typeof key === 'string' ? `"${key}"` : `a ${typeof key}`} is not a usable session key`)
   }
+}
+
+// Strings, finite numbers, booleans and null always have a JSON form: only other values are tried.
+function checkSerializable (key: string, value: unknown): void {
+  const kind = typeof value
+  if (value === null || kind === 'string' || kind === 'boolean' || (kind === 'number' && Number.isFinite(value))) return
+  serialize(key, value)
 }
 
 function serialize (key: string, value: unknown): string {
@@ -44,6 +51,10 @@ function serialize (key: string, value: unknown): string {
   } catch (err) {
     throw new NotSerializableError(key, (err as Error).message)
   }
+}
+
+function asBuffer (bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }
 
 let commit: (session: Session) => Promise<void> | undefined
@@ -81,7 +92,7 @@ export class Session {
   #cookieSent = false
   // Stateless store only: the sealed cookie for the current state, and the data it holds.
   #sealed: string | undefined
-  #payload: string | undefined
+  #payload: Buffer | undefined
 
   static {
     commit = (session) => session.#commitIfNeeded()
@@ -127,7 +138,7 @@ export class Session {
     this.#usable('set')
     checkKey(key)
     if (value === undefined) return this.delete(key)
-    serialize(key, value)
+    checkSerializable(key, value)
     this.#data[key] = value
     this.#log.set(key, value)
   }
@@ -529,14 +540,14 @@ export class Session {
   #seal ({ codec, sealer }: StatelessCookie): string | Promise<string> {
     if (this.#sealed !== undefined) return this.#sealed
     const lastActive = Date.now()
-    const payload = codec.encode({ id: this.#id, data: this.#data, createdAt: this.#createdAt, lastActive })
+    const payload = asBuffer(codec.encode({ id: this.#id, data: this.#data, createdAt: this.#createdAt, lastActive }))
     const name = this.#ctx.options.cookieName
     const inline = sealer.sealInline(name, payload)
     if (inline !== undefined) return this.#sealedAs(inline, payload, lastActive)
     return sealer.seal(name, payload).then((sealed) => this.#sealedAs(sealed, payload, lastActive))
   }
 
-  #sealedAs (sealed: string, payload: string, lastActive: number): string {
+  #sealedAs (sealed: string, payload: Buffer, lastActive: number): string {
     this.#sealed = sealed
     this.#payload = payload
     this.#expiresAt = expiryFor(this.#ctx, lastActive, this.#createdAt)

@@ -43,9 +43,10 @@ export interface StatelessStore {
   readonly stateless: true
   /** Longest `Set-Cookie` header value allowed, in bytes. */
   readonly maxCookieBytes: number
-  encode(session: SealedSession): string
+  /** The plaintext the plugin seals into the cookie. */
+  encode(session: SealedSession): Uint8Array
   /** The payload's session, or undefined when it is not one this store wrote. */
-  decode(payload: string): SealedSession | undefined
+  decode(payload: Buffer): SealedSession | undefined
   close?(): Promise<void>
 }
 

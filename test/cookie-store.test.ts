@@ -80,10 +80,26 @@ function valueOf (cookie: string): string {
 }
 
 // Reads a cookie's payload the way an attacker cannot: with the secret.
-function payloadOf (cookie: string, secrets: string[] = [SECRET], name = 'sid'): unknown[] {
+function plaintextOf (cookie: string, secrets: string[] = [SECRET], name = 'sid'): Buffer {
   const opened = unseal(new KeyRing(secrets), name, valueOf(cookie))
   if (!opened.ok) throw new Error(`cookie does not open: ${opened.reason}`)
-  return JSON.parse(opened.plaintext.toString('utf8'))
+  return opened.plaintext
+}
+
+function payloadOf (cookie: string, secrets: string[] = [SECRET]): unknown[] {
+  const session = new CookieStore().decode(plaintextOf(cookie, secrets))
+  if (session === undefined) throw new Error('payload does not decode')
+  return [session.id, session.createdAt, session.lastActive, session.data]
+}
+
+// A payload in the CookieStore's layout, with any field as the test wants it.
+function rawPayload (createdAt: number, lastActive: number, json: string, format = 1): Buffer {
+  const fixed = Buffer.alloc(45)
+  fixed[0] = format
+  fixed.fill(7, 1, 33)
+  fixed.writeUIntBE(createdAt, 33, 6)
+  fixed.writeUIntBE(lastActive, 39, 6)
+  return Buffer.concat([fixed, Buffer.from(json)])
 }
 
 function json (res: LightMyRequestResponse): unknown {
@@ -300,10 +316,17 @@ t.test('bad cookies give a fresh session and a debug line naming the reason, nev
     const keyId = Buffer.from(bytes)
     keyId.writeUInt32BE((keyId.readUInt32BE(1) + 1) >>> 0, 1)
     cases.push(['unknown key id', reencode(keyId)])
-    cases.push(['another cookie name', seal(new KeyRing([SECRET]), 'other', JSON.stringify(payloadOf(cookie)))])
-    cases.push(['authentic but not a session', seal(new KeyRing([SECRET]), 'sid', '{"n":1}')])
-    cases.push(['authentic but poisoned', seal(new KeyRing([SECRET]), 'sid', '{"__proto__":{"x":1}}')])
-    cases.push(['authentic bad id', seal(new KeyRing([SECRET]), 'sid', JSON.stringify(['short', T0, T0, {}]))])
+    const sealed = (payload: string | Buffer): string => seal(new KeyRing([SECRET]), 'sid', payload)
+    cases.push(['another cookie name', seal(new KeyRing([SECRET]), 'other', plaintextOf(cookie))])
+    cases.push(['authentic but not a session', sealed('{"n":1}')])
+    cases.push(['authentic, another payload format', sealed(rawPayload(T0, T0, '{}', 2))])
+    cases.push(['authentic, too short', sealed(rawPayload(T0, T0, '{}').subarray(0, 46))])
+    cases.push(['authentic but poisoned', sealed(rawPayload(T0, T0, '{"__proto__":{"x":1}}'))])
+    cases.push(['authentic, escaped poison', sealed(rawPayload(T0, T0, '{"a":{"\\u005f_proto__":{"x":1}}}'))])
+    cases.push(['authentic, no created time', sealed(rawPayload(0, T0, '{}'))])
+    cases.push(['authentic, no last-active time', sealed(rawPayload(T0, 0, '{}'))])
+    cases.push(['authentic, data not an object', sealed(rawPayload(T0, T0, '[1]'))])
+    cases.push(['authentic, data not JSON', sealed(rawPayload(T0, T0, '{"a":'))])
     for (const [name, bad] of cases) {
       const res = await app.inject({ url: '/read', headers: { cookie: `sid=${bad}` } })
       if (res.statusCode !== 200 || (res.json() as { isNew: boolean }).isNew !== true) t.fail(`${mode}: ${name}`)
@@ -317,7 +340,7 @@ t.test('bad cookies give a fresh session and a debug line naming the reason, nev
 t.test('a store whose decode() throws on a payload gives a fresh session, not a 500', async (t) => {
   // As after a deploy that changed a custom store's payload format.
   class Strict extends CookieStore {
-    decode (payload: string) {
+    override decode (payload: Buffer) {
       if (payload.includes('"user"')) throw new Error('old format')
       return super.decode(payload)
     }
@@ -328,6 +351,18 @@ t.test('a store whose decode() throws on a payload gives a fresh session, not a 
   t.equal(res.statusCode, 200)
   t.same(res.json(), { n: null, isNew: true })
   t.same(rejected(), ['unreadable payload'])
+})
+
+t.test('a store may encode to any Uint8Array, not only a Buffer', async (t) => {
+  class Plain extends CookieStore {
+    override encode (session: Parameters<CookieStore['encode']>[0]) {
+      return new Uint8Array(super.encode(session))
+    }
+  }
+  const { app } = await setup(t, 'never', { store: new Plain() })
+  const cookie = sessionCookie(await app.inject('/write')) as string
+  t.same(json(await app.inject({ url: '/read', headers: { cookie } })), { n: 1, isNew: false })
+  t.same(json(await app.inject({ url: '/fresh-reload', headers: { cookie } })), { n: 1 }, 'reload() goes back to what was sealed')
 })
 
 t.test('cookies sealed in any offload mode open in every other mode', async (t) => {

@@ -6,26 +6,32 @@ import type { SealedSession, StatelessStore } from '../store'
 export const MAX_COOKIE_BYTES = 4096
 // Below this a cookie cannot hold even an empty session with its attributes.
 const MIN_COOKIE_BYTES = 256
-const ID = /^[A-Za-z0-9_-]{43}$/
+// The payload, before sealing: a format byte, the id's 32 bytes, the created and
+// last-active times (milliseconds, 48 bits each) and the data as JSON. Binary rather
+// than JSON for the fixed part: 43 fewer characters in every cookie, both ways.
+const PAYLOAD_FORMAT = 1
+const ID_START = 1
+const ID_BYTES = 32
+const CREATED_AT = ID_START + ID_BYTES
+const LAST_ACTIVE = CREATED_AT + 6
+const DATA_START = LAST_ACTIVE + 6
 
 export interface CookieStoreOptions {
   /** Longest `Set-Cookie` header value, in bytes; at most and by default 4096. */
   maxCookieBytes?: number
 }
 
-function isTime (value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value > 0
-}
-
 function isData (value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value)
 }
 
-function fromPayload (value: unknown): SealedSession | undefined {
-  if (!Array.isArray(value) || value.length !== 4) return undefined
-  const [id, createdAt, lastActive, data] = value as unknown[]
-  if (typeof id !== 'string' || !ID.test(id) || !isTime(createdAt) || !isTime(lastActive) || !isData(data)) return undefined
-  return { id, data, createdAt, lastActive }
+function fromPayload (payload: Buffer): SealedSession | undefined {
+  if (payload.length < DATA_START + 2 || payload[0] !== PAYLOAD_FORMAT) return undefined
+  const createdAt = payload.readUIntBE(CREATED_AT, 6)
+  const lastActive = payload.readUIntBE(LAST_ACTIVE, 6)
+  const data = parseJson(payload.toString('utf8', DATA_START))
+  if (createdAt === 0 || lastActive === 0 || !isData(data)) return undefined
+  return { id: payload.toString('base64url', ID_START, CREATED_AT), data, createdAt, lastActive }
 }
 
 /**
@@ -45,14 +51,20 @@ export class CookieStore implements StatelessStore {
     this.maxCookieBytes = maxCookieBytes
   }
 
-  // An array rather than an object: the field names would cost bytes in every cookie.
-  encode (session: SealedSession): string {
-    return JSON.stringify([session.id, session.createdAt, session.lastActive, session.data])
+  encode (session: SealedSession): Buffer {
+    const json = JSON.stringify(session.data)
+    const payload = Buffer.allocUnsafe(DATA_START + Buffer.byteLength(json))
+    payload[0] = PAYLOAD_FORMAT
+    payload.write(session.id, ID_START, ID_BYTES, 'base64url')
+    payload.writeUIntBE(session.createdAt, CREATED_AT, 6)
+    payload.writeUIntBE(session.lastActive, LAST_ACTIVE, 6)
+    payload.write(json, DATA_START)
+    return payload
   }
 
-  decode (payload: string): SealedSession | undefined {
+  decode (payload: Buffer): SealedSession | undefined {
     try {
-      return fromPayload(parseJson(payload))
+      return fromPayload(payload)
     } catch {
       // Authentic but unreadable: written by another version of the payload format.
       return undefined
