@@ -76,7 +76,7 @@ const escape = (text) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;')
 export function chart (summary, scenarios, order, contenders) {
   const bar = 16
   const gap = 14
-  const left = 240
+  const left = 260
   const width = 860
   const plot = width - left - 70
   const max = Math.max(...summary.map((s) => s.cpuUsPerReq))

@@ -43,10 +43,47 @@ const getSetApi = {
   login: async (req) => { await req.session.regenerate(); req.session.set('user', 'ada') }
 }
 
+// Diagnostic only: replaces the AES-256-GCM seal and unseal of the build under test with
+// libsodium's secretbox, the cipher @fastify/secure-session uses (one key, no rotation, no
+// cookie-name binding), so that one run shows how much of the CookieStore's write overhead
+// is node:crypto's cipher and how much is everything else. The compiled sealer calls these
+// through the module object, so replacing the exports is enough.
+async function sodiumCipher () {
+  const { createRequire } = await import('node:module')
+  const require = createRequire(import.meta.url)
+  const sodium = require('sodium-native')
+  const cipher = require('../../dist/crypto/seal.js')
+  const key = Buffer.alloc(sodium.crypto_secretbox_KEYBYTES)
+  sodium.randombytes_buf(key)
+  const NONCE = sodium.crypto_secretbox_NONCEBYTES
+  const MAC = sodium.crypto_secretbox_MACBYTES
+  cipher.seal = (ring, context, plaintext) => {
+    const message = Buffer.from(plaintext)
+    const out = Buffer.allocUnsafe(NONCE + MAC + message.length)
+    sodium.randombytes_buf(out.subarray(0, NONCE))
+    sodium.crypto_secretbox_easy(out.subarray(NONCE), message, out.subarray(0, NONCE), key)
+    return out.toString('base64url')
+  }
+  cipher.unseal = (ring, context, sealed) => {
+    const box = Buffer.from(sealed, 'base64url')
+    if (box.length < NONCE + MAC) return { ok: false, reason: 'malformed' }
+    const plaintext = Buffer.allocUnsafe(box.length - NONCE - MAC)
+    const ok = sodium.crypto_secretbox_open_easy(plaintext, box.subarray(NONCE), box.subarray(0, NONCE), key)
+    return ok ? { ok: true, plaintext, keyId: 'sodium', current: true } : { ok: false, reason: 'authentication failed' }
+  }
+}
+
 const setups = {
   bare: { api: null, async register () {} },
   'sessions-memory': { api: fastifySessionsApi, register: (app) => sessions(app, (lib) => ({ store: new lib.MemoryStore() })) },
   'sessions-cookie': { api: fastifySessionsApi, register: (app) => sessions(app, (lib) => ({ store: new lib.CookieStore() })) },
+  'sessions-cookie-sodium': {
+    api: fastifySessionsApi,
+    async register (app) {
+      await sodiumCipher()
+      await sessions(app, (lib) => ({ store: new lib.CookieStore() }))
+    }
+  },
   'sessions-redis': {
     api: fastifySessionsApi,
     async register (app) {
