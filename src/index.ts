@@ -27,6 +27,10 @@ interface SessionSlots {
 
 type SessionRequest = FastifyRequest & SessionSlots
 
+function optedOut (request: FastifyRequest): boolean {
+  return request.routeOptions.config.session === false
+}
+
 async function fastifySessionsPlugin (fastify: FastifyInstance, opts: FastifySessionsOptions): Promise<void> {
   const options = resolveOptions(opts)
   const ctx = createContext(options, (err) => fastify.log.warn({ err }, 'fastify-sessions: crypto worker pool failed, sealing on the main thread'))
@@ -40,7 +44,7 @@ async function fastifySessionsPlugin (fastify: FastifyInstance, opts: FastifySes
     getter (this: FastifyRequest): Session {
       const req = this as SessionRequest
       const reply = req[kReply]
-      if (req[kSession] === null && reply !== null) req[kSession] = new Session(ctx, this, reply)
+      if (req[kSession] === null && reply !== null && !optedOut(this)) req[kSession] = new Session(ctx, this, reply)
       // Undefined only on routes that opted out: the declared type covers the common case.
       return (req[kSession] ?? undefined) as Session
     }
@@ -48,10 +52,11 @@ async function fastifySessionsPlugin (fastify: FastifyInstance, opts: FastifySes
 
   fastify.addHook('onRequest', function loadHook (request, reply, done: HookHandlerDoneFunction) {
     const req = request as SessionRequest
-    if (request.routeOptions.config.session === false) return done()
     req[kReply] = reply
     const cookie = request.cookies[options.cookieName]
-    if (cookie === undefined) return done()
+    // The route's opt-out is looked up only when there is session work to skip: building
+    // routeOptions is the dearest part of an anonymous request's hook.
+    if (cookie === undefined || optedOut(request)) return done()
     const loaded = loadSession(ctx, request, reply, cookie)
     if (!(loaded instanceof Promise)) {
       if (loaded !== undefined) req[kSession] = loaded

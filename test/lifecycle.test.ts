@@ -253,5 +253,7 @@ t.test('route opt-out: no session work at all', async (t) => {
   const res = await app.inject({ url: '/off', headers: { cookie } })
   t.same(res.json(), { session: 'none' })
   t.equal(res.headers['set-cookie'], undefined)
+  const anonymous = await app.inject('/off')
+  t.same(anonymous.json(), { session: 'none' }, 'without a cookie too')
   t.equal(store.total, 0)
 })
