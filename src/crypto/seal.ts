@@ -14,6 +14,8 @@ const BODY_START = HEADER_BYTES + IV_BYTES
 export const SEAL_OVERHEAD = BODY_START + TAG_BYTES
 const MIN_TEXT_LENGTH = Math.ceil(SEAL_OVERHEAD * 4 / 3)
 const CIPHER = 'aes-256-gcm'
+// A full-length tag, required on opening too: a shortened tag would be easier to forge.
+const GCM_OPTIONS = { authTagLength: TAG_BYTES }
 
 export type UnsealFailure = 'malformed' | 'unknown format version' | 'unknown key id' | 'authentication failed'
 
@@ -73,7 +75,7 @@ export function seal (ring: KeyRing, context: string, plaintext: string | Uint8A
   checkSealArguments(context, plaintext)
   const { id, key } = ring.current
   const iv = nextIvView()
-  const cipher = createCipheriv(CIPHER, key, iv, { authTagLength: TAG_BYTES })
+  const cipher = createCipheriv(CIPHER, key, iv, GCM_OPTIONS)
   cipher.setAAD(additionalData(id, context))
   const body = typeof plaintext === 'string' ? cipher.update(plaintext, 'utf8') : cipher.update(plaintext)
   cipher.final()
@@ -105,7 +107,7 @@ function decode (text: unknown): Buffer | undefined {
 }
 
 function open (key: KeyObject, id: number, sealed: Buffer, context: string): Buffer | undefined {
-  const decipher = createDecipheriv(CIPHER, key, sealed.subarray(HEADER_BYTES, BODY_START), { authTagLength: TAG_BYTES })
+  const decipher = createDecipheriv(CIPHER, key, sealed.subarray(HEADER_BYTES, BODY_START), GCM_OPTIONS)
   decipher.setAAD(additionalData(id, context))
   decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES))
   const plaintext = decipher.update(sealed.subarray(BODY_START, sealed.length - TAG_BYTES))
