@@ -1,5 +1,5 @@
 import Fastify from 'fastify'
-import { expectAssignable, expectError, expectType } from 'tsd'
+import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd'
 import fastifySessions, {
   CookieStore,
   CookieTooLargeError,
@@ -94,5 +94,10 @@ expectError(app.register(fastifySessions, { secret: 'x'.repeat(32), crypto: { of
 expectError(new CookieStore({ maxCookieBytes: '4096' }))
 expectAssignable<StatelessStore>(new CookieStore())
 expectType<number>(new CookieStore().maxCookieBytes)
-expectType<SealedSession | undefined>(new CookieStore().decode('[]'))
+expectType<SealedSession | undefined>(new CookieStore().decode(Buffer.from('[]')))
+expectError(new CookieStore().decode('[]'))
+expectAssignable<Uint8Array>(new CookieStore().encode({ id: 'x', data: {}, createdAt: 1, lastActive: 1 }))
+// A stateless store of your own: bytes out, a Buffer back.
+expectAssignable<StatelessStore>({ stateless: true as const, maxCookieBytes: 4096, encode: () => new Uint8Array(2), decode: (_payload: Buffer) => undefined })
+expectNotAssignable<StatelessStore>({ stateless: true as const, maxCookieBytes: 4096, encode: () => '{}', decode: (_payload: Buffer) => undefined })
 expectType<"FST_SESS_COOKIE_TOO_LARGE">(new CookieTooLargeError(5000, 4096).code)
