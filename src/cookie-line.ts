@@ -25,12 +25,12 @@ export function cookieAttributes (cookie: ResolvedCookie, secure: boolean, maxAg
   return `${attributes}; SameSite=${SAME_SITE[cookie.sameSite]}`
 }
 
-/** The registration's attributes, over http and over https. */
+/** The registration's attributes, without and with Secure (the session resolves `'auto'`). */
 export interface DefaultAttributes {
   insecure: string
   secure: string
 }
 
 export function defaultAttributes (cookie: ResolvedCookie): DefaultAttributes {
-  return { insecure: cookieAttributes(cookie, cookie.secure === true), secure: cookieAttributes(cookie, cookie.secure !== false) }
+  return { insecure: cookieAttributes(cookie, false), secure: cookieAttributes(cookie, true) }
 }

@@ -75,13 +75,14 @@ export function seal (ring: KeyRing, context: string, plaintext: string | Uint8A
   checkSealArguments(context, plaintext)
   const { id, key } = ring.current
   const iv = nextIvView()
+  const aad = additionalData(id, context)
   const cipher = createCipheriv(CIPHER, key, iv, GCM_OPTIONS)
-  cipher.setAAD(additionalData(id, context))
+  cipher.setAAD(aad)
   const body = typeof plaintext === 'string' ? cipher.update(plaintext, 'utf8') : cipher.update(plaintext)
   cipher.final()
   const out = Buffer.allocUnsafe(SEAL_OVERHEAD + body.length)
-  out[0] = FORMAT_VERSION
-  out.writeUInt32BE(id, 1)
+  // The clear header is the authenticated data's first bytes.
+  aad.copy(out, 0, 0, HEADER_BYTES)
   iv.copy(out, HEADER_BYTES)
   body.copy(out, BODY_START)
   cipher.getAuthTag().copy(out, out.length - TAG_BYTES)
