@@ -91,14 +91,21 @@ function renderCart (cart) {
   return `${list}\n<p>${buttons.join('\n')}</p>`
 }
 
-function homePage (session) {
+// A count computed from the stored count: update() keeps every visit when pages load in
+// parallel (a plain get and set would be refused with 409 when two tabs race).
+async function countVisit (session) {
+  let visits
+  await session.update((s) => {
+    visits = (s.get('visits') ?? 0) + 1
+    s.set('visits', visits)
+  })
+  return visits
+}
+
+async function homePage (session) {
   // An anonymous first visit stays read-only, so it creates no session and sends no cookie.
   // Visits are counted once the session exists (after a login or a first cart item).
-  let visits
-  if (!session.isNew) {
-    visits = (session.get('visits') ?? 0) + 1
-    session.set('visits', visits)
-  }
+  const visits = session.isNew ? undefined : await countVisit(session)
   const counter = visits === undefined
     ? '<p class="visits">No session yet: visits are counted once you log in or add something to the cart.</p>'
     : `<p class="visits">Visits in this session: <strong>${visits}</strong></p>`
@@ -129,8 +136,9 @@ function registerRoutes (app) {
       request.session.flash('error', `Enter a username (up to ${MAX_USERNAME} characters) and a password.`)
       return redirectHome(reply)
     }
-    // A new id at login defeats session fixation; the cart and visit count come along.
-    await request.session.regenerate()
+    // A new id and fresh data at login defeat session fixation; the cart and the visit
+    // count are carried over by name.
+    await request.session.regenerate(['cart', 'visits'])
     request.session.set('user', username)
     request.session.flash('info', `Welcome, ${username}`)
     return redirectHome(reply)
@@ -142,15 +150,15 @@ function registerRoutes (app) {
       request.session.flash('error', 'Unknown item.')
       return redirectHome(reply)
     }
-    const cart = request.session.get('cart')
-    if (cart === undefined) {
-      request.session.set('cart', [item])
-    } else if (cart.length >= MAX_CART) {
-      request.session.flash('error', `The cart holds at most ${MAX_CART} items.`)
-    } else {
-      // Mutated in place, no set(): the plugin sees the change and saves it.
-      cart.push(item)
-    }
+    // Two tabs adding at once must both keep their item: the new cart is computed from the
+    // stored one under compare-and-set, and recomputed if another request got there first.
+    let full = false
+    await request.session.update((s) => {
+      const cart = s.get('cart') ?? []
+      full = cart.length >= MAX_CART
+      if (!full) s.set('cart', [...cart, item])
+    })
+    if (full) request.session.flash('error', `The cart holds at most ${MAX_CART} items.`)
     return redirectHome(reply)
   })
 

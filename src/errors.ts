@@ -1,6 +1,9 @@
 import createError from '@fastify/error'
 
-// Every error a user of the plugin can meet. The README lists each code; a test keeps both in step.
+// Every error a user of the plugin can meet, each with a code and a fixed message template.
+// The README lists each code; a test keeps both in step. Messages reach HTTP clients, so they
+// never carry a session id, a cookie, session data or a backend's own error text (that goes
+// in `cause`, which is logged, not sent).
 
 export const InvalidOptionError = createError(
   'FST_SESS_INVALID_OPTION',
@@ -17,7 +20,7 @@ export const SessionDestroyedError = createError(
 
 export const InvalidKeyError = createError(
   'FST_SESS_INVALID_KEY',
-  'fastify-sessions: %s',
+  'fastify-sessions: %s is not a usable session key',
   500,
   TypeError
 )
@@ -31,13 +34,13 @@ export const NotSerializableError = createError(
 
 export const StoreUnavailableError = createError(
   'FST_SESS_STORE_UNAVAILABLE',
-  'fastify-sessions: the session store failed: %s',
+  'fastify-sessions: the session store %s %s',
   503
 )
 
 export const SessionConflictError = createError(
   'FST_SESS_CONFLICT',
-  'fastify-sessions: %s',
+  'fastify-sessions: the session changed under this request: %s',
   409
 )
 
@@ -46,4 +49,21 @@ export const CookieTooLargeError = createError(
   'fastify-sessions: the session cookie would be %d bytes, over the %d-byte limit; keep less in the session or use a server-side store',
   500,
   RangeError
+)
+
+export const InsideUpdateError = createError(
+  'FST_SESS_IN_UPDATE',
+  'fastify-sessions: %s() cannot be called inside an update() function; update() commits what its function changes',
+  500
+)
+
+/**
+ * Thrown by a store's `get` for a record it holds but cannot decode (truncated or foreign
+ * data). The plugin answers with a fresh session, deletes the record and logs a warning;
+ * it never reaches a client.
+ */
+export const UnusableRecordError = createError(
+  'FST_SESS_UNUSABLE_RECORD',
+  'fastify-sessions: the stored session record cannot be used: %s',
+  500
 )

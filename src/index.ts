@@ -1,10 +1,10 @@
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
-import { createContext } from './context'
-import { loadSession } from './load'
+import { createContext } from './create-context'
+import { loadSession } from './load-session'
 import { checkRouteConfig, resolveOptions, type ConflictPolicy, type FastifySessionsOptions } from './options'
-import { commitSession, Session } from './session'
+import { commitAtEnd, Session } from './session'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -19,10 +19,12 @@ declare module 'fastify' {
 
 const kSession = Symbol('fastify-sessions.session')
 const kReply = Symbol('fastify-sessions.reply')
+const kLoadError = Symbol('fastify-sessions.load-error')
 
 interface SessionSlots {
   [kSession]: Session | null
   [kReply]: FastifyReply | null
+  [kLoadError]: unknown
 }
 
 type SessionRequest = FastifyRequest & SessionSlots
@@ -33,16 +35,19 @@ function optedOut (request: FastifyRequest): boolean {
 
 async function fastifySessionsPlugin (fastify: FastifyInstance, opts: FastifySessionsOptions): Promise<void> {
   const options = resolveOptions(opts)
-  const ctx = createContext(options, (err) => fastify.log.warn({ err }, 'fastify-sessions: crypto worker pool failed, sealing on the main thread'))
+  const { ctx, sealer } = createContext(options, (err) => fastify.log.warn({ err }, 'fastify-sessions: crypto worker pool failed, sealing on the main thread'))
   if (!fastify.hasDecorator('parseCookie')) await fastify.register(fastifyCookie)
 
   fastify.addHook('onRoute', (route) => checkRouteConfig(route.config?.session, `${route.method} ${route.url}`))
   fastify.decorateRequest(kSession, null)
   fastify.decorateRequest(kReply, null)
+  fastify.decorateRequest(kLoadError, null)
   fastify.decorateRequest('session', {
-    // A request that never reads its session never pays for one.
+    // Created when first read: a request that never reads its session pays for none, and a
+    // store that failed at load fails only the requests that need the session.
     getter (this: FastifyRequest): Session {
       const req = this as SessionRequest
+      if (req[kLoadError] !== null) throw req[kLoadError]
       const reply = req[kReply]
       if (req[kSession] === null && reply !== null && !optedOut(this)) req[kSession] = new Session(ctx, this, reply)
       // Undefined only on routes that opted out: the declared type covers the common case.
@@ -65,19 +70,26 @@ async function fastifySessionsPlugin (fastify: FastifyInstance, opts: FastifySes
     loaded.then((session) => {
       if (session !== undefined) req[kSession] = session
       done()
-    }, done)
+    }, (err: unknown) => {
+      req[kLoadError] = err
+      done()
+    })
   })
 
   fastify.addHook('onSend', function commitHook (request, reply, payload, done) {
     const session = (request as SessionRequest)[kSession]
     if (session === null) return done(null, payload)
-    const pending = commitSession(session)
+    let pending
+    try {
+      pending = session[commitAtEnd]()
+    } catch (err) {
+      pending = Promise.reject(err)
+    }
     if (pending === undefined) return done(null, payload)
     pending.then(() => done(null, payload), done)
   })
 
   // The pool belongs to this registration: closing the app leaves no worker thread behind.
-  const sealer = ctx.sealer
   if (sealer !== undefined) fastify.addHook('onClose', async () => sealer.destroy())
   if (options.ownsStore) fastify.addHook('onClose', async () => options.store.close?.())
 }

@@ -1,13 +1,25 @@
-import { parse } from 'secure-json-parse'
+import { NotSerializableError } from './errors'
 
 /**
- * JSON.parse with prototype-poisoning protection. secure-json-parse does the work
- * whenever the text could hold a "__proto__" or "constructor" key, spelled out or
- * escaped; text that cannot (nearly all of it) skips its wrapper and two scans.
+ * Reads what `JSON.stringify` wrote. `JSON.parse` defines every key as an own data
+ * property and never assigns through a prototype setter, so a value holding its own
+ * `__proto__` or `constructor` key reads back exactly as it was set, and no prototype is
+ * touched. (A parser that refuses or strips those keys would make such a value unreadable,
+ * which is how a cross-site link could lock a user out of their session.)
  */
 export function parseJson (text: string): unknown {
-  if (text.includes('__proto__') || text.includes('constructor') || text.includes('\\u') || text.charCodeAt(0) === 0xFEFF) {
-    return parse(text)
-  }
   return JSON.parse(text)
+}
+
+/** The JSON of a session value; throws FST_SESS_NOT_SERIALIZABLE naming the key. */
+export function toJson (key: string, value: unknown): string {
+  const kind = typeof value
+  if (kind === 'bigint' || kind === 'function' || kind === 'symbol') {
+    throw new NotSerializableError(key, `a ${kind} has no JSON form`)
+  }
+  try {
+    return JSON.stringify(value)
+  } catch (err) {
+    throw new NotSerializableError(key, (err as Error).message)
+  }
 }

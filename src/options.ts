@@ -34,6 +34,8 @@ export interface FastifySessionsOptions {
   conflict?: ConflictPolicy
   encryptAtRest?: boolean
   crypto?: SessionCryptoOptions
+  /** Seconds one store call may take before the request fails with 503 FST_SESS_STORE_UNAVAILABLE. Default 2. */
+  storeTimeout?: number
 }
 
 export interface ResolvedCookie {
@@ -60,6 +62,7 @@ export interface ResolvedOptions {
   conflict: ConflictPolicy
   encryptAtRest: boolean
   crypto: Required<SessionCryptoOptions>
+  storeTimeoutMs: number
 }
 
 export const DEFAULT_IDLE_TIMEOUT = 86_400
@@ -222,7 +225,8 @@ export function resolveOptions (raw: unknown): ResolvedOptions {
     rolling: bool('rolling', opts.rolling, false),
     conflict: oneOf('conflict', opts.conflict, ['merge', 'error', 'overwrite'], 'merge'),
     encryptAtRest: bool('encryptAtRest', opts.encryptAtRest, false),
-    crypto: cryptoOptions(opts.crypto)
+    crypto: cryptoOptions(opts.crypto),
+    storeTimeoutMs: (seconds('storeTimeout', opts.storeTimeout, 2) as number) * 1000
   }
   const given = store(opts.store)
   // The default store is created last, once every other option is known to be valid.

@@ -1,36 +1,41 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { ChangeLog } from './changes'
-import { expiryFor, nextRecord, retry, writeRecord } from './commit'
-import type { SessionContext, StatelessCookie } from './context'
-import { cookieAttributes, EXPIRED } from './cookie-line'
-import { newSessionId, storeKey } from './crypto/ids'
-import { CookieTooLargeError, InvalidKeyError, NotSerializableError, SessionConflictError, SessionDestroyedError } from './errors'
-import { overrideCookie, type ResolvedCookie, type SessionCookieOptions } from './options'
-import type { SessionData, SessionRecord, StatelessStore } from './store'
+import { freshState, type Backend, type SessionState } from './backends/backend'
+import { ChangeLog } from './change-log'
+import { cookieAttributes, EXPIRED, type DefaultAttributes } from './cookie-line'
+import { newSessionId } from './crypto/ids'
+import {
+  CookieTooLargeError, InsideUpdateError, InvalidKeyError, NotSerializableError, SessionConflictError, SessionDestroyedError
+} from './errors'
+import { expiryFor, nextRecord } from './expiry'
+import { toJson } from './json'
+import { then, type MaybePromise } from './maybe-promise'
+import { overrideCookie, type ConflictPolicy, type ResolvedCookie, type SessionCookieOptions } from './options'
+import type { SessionData, SessionRecord } from './store'
+import { DESTROYED, gaveUp, MAX_ATTEMPTS, writeRecord, type WriteContext } from './write-record'
 
 /** Key under which flash messages live in the session data. */
 export const FLASH_KEY = '__flash'
 
 type Flashes = Record<string, string[]>
 
-export interface LoadedSession {
-  id: string
-  /** The store key; undefined for a stateless store. */
-  key: string | undefined
-  record: SessionRecord
-  /** The cookie was signed or sealed with an older secret and must be re-issued. */
-  resign: boolean
-  /** Stateless store: the incoming cookie, re-sent as is while nothing changes. */
-  sealed?: string
-  /** Stateless store: the cookie's plaintext payload, which reload() goes back to. */
-  payload?: Buffer
+/** What every session of one plugin registration shares. */
+export interface SessionContext extends WriteContext {
+  /** The session cookie's attributes when no response changes them. */
+  attributes: DefaultAttributes
 }
+
+/** The plugin's end-of-request commit; a symbol, so it stays off the public API. */
+export const commitAtEnd = Symbol('fastify-sessions.commit')
+
+/** What a commit does, decided once per commit. */
+type CommitStep = 'nothing' | 'write' | 'check'
 
 const hasOwn = Object.hasOwn
 
 function checkKey (key: unknown): asserts key is string {
+  // `__proto__` would be a prototype, not a key, wherever the data is assigned to.
   if (typeof key !== 'string' || key === '' || key === '__proto__') {
-    throw new InvalidKeyError(`${typeof key === 'string' ? `"${key}"` : `a ${typeof key}`} is not a usable session key`)
+    throw new InvalidKeyError(typeof key === 'string' ? `"${key}"` : `a ${typeof key}`)
   }
 }
 
@@ -38,100 +43,62 @@ function checkKey (key: unknown): asserts key is string {
 function checkSerializable (key: string, value: unknown): void {
   const kind = typeof value
   if (value === null || kind === 'string' || kind === 'boolean' || (kind === 'number' && Number.isFinite(value))) return
-  serialize(key, value)
+  toJson(key, value)
 }
 
-function serialize (key: string, value: unknown): string {
-  const kind = typeof value
-  if (kind === 'bigint' || kind === 'function' || kind === 'symbol') {
-    throw new NotSerializableError(key, `a ${kind} has no JSON form`)
-  }
-  try {
-    return JSON.stringify(value)
-  } catch (err) {
-    throw new NotSerializableError(key, (err as Error).message)
-  }
-}
-
-function asBuffer (bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-}
-
-let commit: (session: Session) => Promise<void> | undefined
-
-/**
- * Commits a session at the end of a request (the plugin's onSend hook). Undefined when
- * there is nothing to do, which is most requests: they then pay for no promise at all.
- */
-export function commitSession (session: Session): Promise<void> | undefined {
-  return commit(session)
+function flashesOf (value: unknown): Flashes {
+  return value !== null && typeof value === 'object' ? value as Flashes : {}
 }
 
 /**
- * `request.session`. Data access is synchronous; everything that talks to the
- * store returns a promise.
+ * `request.session`: the data, what this request changed, and the lifecycle. Data access
+ * is synchronous; everything that talks to the store returns a promise. Where the session
+ * lives (a store, or sealed in the cookie) is the backend's business.
  */
 export class Session {
   #ctx: SessionContext
+  #backend: Backend
   #request: FastifyRequest
   #reply: FastifyReply
-  #id: string
-  #key: string | undefined
-  #data: Record<string, unknown> = {}
-  #version = 0
-  #createdAt = 0
-  #expiresAt = 0
+  #state!: SessionState
   #log = new ChangeLog()
-  #watched: Map<string, string> | undefined
   #destroyed = false
-  #regenerated = false
+  // A stored session this one replaced (regenerate()): deleted once the new one is stored.
+  #retired: Pick<SessionState, 'id' | 'key'> | undefined
+  // regenerate(): the new session is stored, and its cookie sent, even when it is empty.
+  #mustWrite = false
   #touchRequested = false
-  #cookieChanged: boolean
   // Set by options(): this response's cookie attributes, already merged and checked.
   #cookieOptions: ResolvedCookie | undefined
   #cookieSent = false
-  // Stateless store only: the sealed cookie for the current state, and the data it holds.
-  #sealed: string | undefined
-  #payload: Buffer | undefined
-
-  static {
-    commit = (session) => session.#commitIfNeeded()
-  }
+  #ended = false
+  #inUpdate = false
 
   /** @internal The plugin creates sessions; applications never need to. */
-  constructor (ctx: SessionContext, request: FastifyRequest, reply: FastifyReply, loaded?: LoadedSession) {
+  constructor (ctx: SessionContext, request: FastifyRequest, reply: FastifyReply, loaded?: SessionState) {
     this.#ctx = ctx
+    this.#backend = ctx.backend
     this.#request = request
     this.#reply = reply
-    if (loaded === undefined) {
-      this.#id = newSessionId()
-      this.#createdAt = Date.now()
-      this.#expiresAt = expiryFor(ctx, this.#createdAt, this.#createdAt)
-      this.#cookieChanged = false
-    } else {
-      this.#id = loaded.id
-      this.#key = loaded.key
-      this.#adopt(loaded.record)
-      this.#cookieChanged = loaded.resign
-      this.#sealed = loaded.sealed
-      this.#payload = loaded.payload
-    }
+    if (loaded === undefined) this.#startOver({})
+    else this.#state = loaded
+    // `request.session.user = x` (another library's habit) would be silently lost: it throws.
+    Object.preventExtensions(this)
   }
 
   get id (): string {
-    return this.#id
+    return this.#state.id
   }
 
   /** True until the session has been stored once. */
   get isNew (): boolean {
-    return this.#version === 0
+    return this.#state.version === 0
   }
 
   get<K extends keyof SessionData & string> (key: K): SessionData[K] | undefined {
-    if (!hasOwn(this.#data, key)) return undefined
-    const value = this.#data[key]
-    if (value !== null && typeof value === 'object') this.#watch(key, value)
-    return value as SessionData[K]
+    const data = this.#state.data
+    this.#log.read(data, key)
+    return hasOwn(data, key) ? data[key] as SessionData[K] : undefined
   }
 
   set<K extends keyof SessionData & string> (key: K, value: SessionData[K] | undefined): void {
@@ -139,136 +106,126 @@ export class Session {
     checkKey(key)
     if (value === undefined) return this.delete(key)
     checkSerializable(key, value)
-    this.#data[key] = value
+    this.#state.data[key] = value
     this.#log.set(key, value)
   }
 
   delete (key: keyof SessionData & string): void {
     this.#usable('delete')
-    if (!hasOwn(this.#data, key)) return
-    delete this.#data[key]
+    if (!hasOwn(this.#state.data, key)) return
+    delete this.#state.data[key]
     this.#log.delete(key)
   }
 
   has (key: keyof SessionData & string): boolean {
-    return hasOwn(this.#data, key)
+    return hasOwn(this.#state.data, key)
   }
 
   clear (): void {
     this.#usable('clear')
-    this.#data = {}
+    this.#state.data = {}
     this.#log.clear()
   }
 
   /** A deep copy of all data; changing it changes nothing in the session. */
   data (): Partial<SessionData> {
-    return structuredClone(this.#data) as Partial<SessionData>
+    return structuredClone(this.#state.data) as Partial<SessionData>
   }
 
   /** Adds a one-shot message, readable once with `flashes()`. */
   flash (type: string, message: string): void {
     this.#usable('flash')
-    const all = { ...(this.#data[FLASH_KEY] as Flashes | undefined) }
-    all[type] = [...(all[type] ?? []), message]
-    this.set(FLASH_KEY, all)
+    const all = flashesOf(this.#state.data[FLASH_KEY])
+    // A computed key defines an own property, whatever the type is called (even `__proto__`).
+    this.set(FLASH_KEY, { ...all, [type]: [...(hasOwn(all, type) ? all[type] : []), message] })
   }
 
   /** Returns and removes the messages of one type, or of every type. */
   flashes (type: string): string[]
   flashes (): Flashes
   flashes (type?: string): string[] | Flashes {
-    const all = (this.#data[FLASH_KEY] ?? {}) as Flashes
-    if (!hasOwn(this.#data, FLASH_KEY) || this.#destroyed) return type === undefined ? {} : []
+    if (this.#destroyed || !hasOwn(this.#state.data, FLASH_KEY)) return type === undefined ? {} : []
+    const all = flashesOf(this.#state.data[FLASH_KEY])
     if (type === undefined) {
       this.delete(FLASH_KEY)
       return all
     }
-    const { [type]: taken = [], ...rest } = all
+    if (!hasOwn(all, type)) return []
+    const rest = Object.fromEntries(Object.entries(all).filter(([name]) => name !== type))
     if (Object.keys(rest).length === 0) this.delete(FLASH_KEY)
     else this.set(FLASH_KEY, rest)
-    return taken
+    return all[type]
   }
 
   /**
-   * Gives the session a new id (call it at login). The old record is destroyed now;
-   * data is kept, or only the keys listed in `keep`.
+   * Gives the session a new id and empty data (call it at login and logout); `keep` lists
+   * keys to carry over. The old record is deleted once the new one is stored, so a store
+   * failing at login leaves the user as they were.
    */
   async regenerate (keep?: readonly string[]): Promise<void> {
     this.#usable('regenerate')
-    if (keep !== undefined && (!Array.isArray(keep) || !keep.every((k) => typeof k === 'string'))) {
-      throw new InvalidKeyError('regenerate(keep) takes an array of key names')
+    this.#outsideUpdate('regenerate')
+    if (keep !== undefined && !Array.isArray(keep)) throw new InvalidKeyError('the keep list of regenerate()')
+    const old = this.#state
+    const kept: Record<string, unknown> = {}
+    for (const key of keep ?? []) {
+      checkKey(key)
+      if (hasOwn(old.data, key)) kept[key] = old.data[key]
     }
-    if (this.#version > 0) await this.#destroyRecord()
-    if (keep !== undefined) this.#data = Object.fromEntries(Object.entries(this.#data).filter(([k]) => keep.includes(k)))
-    this.#id = newSessionId()
-    this.#key = undefined
-    this.#version = 0
-    this.#createdAt = Date.now()
-    this.#log.reset()
-    this.#watched = undefined
-    this.#regenerated = true
-    this.#cookieChanged = true
+    if (old.version > 0) this.#retired = old
+    this.#startOver(kept)
+    this.#mustWrite = true
   }
 
   /** Removes the record and expires the cookie. Final for this request. */
   async destroy (): Promise<void> {
     if (this.#destroyed) return
-    if (this.#version > 0) await this.#destroyRecord()
+    this.#outsideUpdate('destroy')
+    await this.#retire()
+    const state = this.#state
+    if (state.version > 0) await this.#backend.exclusive(state, 'delete', () => this.#backend.destroy(state))
     this.#destroyed = true
-    this.#data = {}
+    state.data = {}
     this.#log.reset()
-    this.#watched = undefined
-    const cookie = this.#cookie()
-    this.#writeCookie(`${this.#ctx.options.cookieName}=${cookieAttributes(cookie, this.#secure(cookie), 0)}${EXPIRED}`)
+    this.#setCookie(undefined)
   }
 
   /** Commits now, e.g. before a redirect or a streamed reply. */
   async save (): Promise<void> {
     this.#usable('save')
+    this.#outsideUpdate('save')
     await this.#commit()
   }
 
   /**
    * Atomic read-modify-write, for values computed from the stored value (counters, lists).
-   * Commits pending changes, then runs `fn` on the latest stored copy and commits its
-   * changes under compare-and-set, running `fn` again on the newer copy after a conflict.
-   * `fn` must not call save() or update() itself.
+   * Commits pending changes, runs `fn` and commits its changes under compare-and-set; after
+   * a conflict it reads the newer copy and runs `fn` again. All or nothing: when `fn` throws,
+   * none of its changes stay. `fn` must not save, update, reload, regenerate or destroy.
    */
   async update (fn: (session: this) => void | Promise<void>): Promise<void> {
     this.#usable('update')
-    if (this.#ctx.stateless !== undefined) {
-      // The cookie is the only copy: there is no newer one to re-run fn against, and
-      // the changes are sealed with the rest at the end of the request.
-      return fn(this)
-    }
+    this.#outsideUpdate('update')
     await this.#commit()
-    const key = this.#storeKey()
-    // The first attempt runs on the copy this request already holds (loaded or just
-    // committed, so usually the latest): compare-and-set tells if it was not, and only
-    // then is the stored copy read. Uncontended, an update costs one write and no read.
-    let attempts = 0
-    const attempt = (): Promise<boolean> => this.#updateOnce(key, fn, attempts++ > 0)
-    await this.#ctx.queue.run(key, () => retry(attempt)).catch((err: unknown) => {
-      throw this.#unserializable() ?? err
-    })
+    this.#inUpdate = true
+    try {
+      await this.#backend.exclusive(this.#state, 'update', () => this.#updateUntilStored(fn))
+    } finally {
+      this.#inUpdate = false
+    }
   }
 
   /** Drops uncommitted changes and re-reads the stored copy. */
   async reload (): Promise<void> {
     this.#usable('reload')
-    if (this.#ctx.stateless !== undefined) return this.#reloadSealed(this.#ctx.stateless.codec)
-    const record = this.#version > 0 ? await this.#ctx.store.get(this.#storeKey()) : undefined
-    this.#log.reset()
-    this.#watched = undefined
+    this.#outsideUpdate('reload')
+    const state = this.#state
+    const record = state.version > 0 ? await this.#backend.read(state) : undefined
     if (record !== undefined) return this.#adopt(record)
-    if (this.#version > 0) {
-      // The record is gone (expired or destroyed elsewhere); its id is never reused.
-      this.#id = newSessionId()
-      this.#key = undefined
-      this.#version = 0
-      this.#cookieChanged = true
-    }
-    this.#data = {}
+    // Gone meanwhile (expired, destroyed elsewhere): its id is never reused.
+    if (state.version > 0) return this.#startOver({})
+    state.data = {}
+    this.#log.reset()
   }
 
   /** Extends the idle deadline at the end of this request. */
@@ -281,197 +238,196 @@ export class Session {
   options (cookie: SessionCookieOptions): void {
     this.#usable('options')
     this.#cookieOptions = overrideCookie(this.#cookie(), cookie)
-    this.#cookieChanged = true
   }
 
-  // What reload() means without a store: back to the data of the last cookie read or sent.
-  #reloadSealed (codec: StatelessStore): void {
-    this.#log.reset()
-    this.#watched = undefined
-    const payload = this.#version === 0 || this.#payload === undefined ? undefined : codec.decode(this.#payload)
-    this.#data = payload?.data ?? {}
+  /**
+   * @internal The commit at the end of the request (onSend). Once per request: the error
+   * reply that follows a failed commit does not run it again. Undefined when it finished
+   * without waiting, which is most requests.
+   */
+  [commitAtEnd] (): MaybePromise<void> {
+    if (this.#ended) return undefined
+    this.#ended = true
+    return this.#commit()
   }
 
   #usable (method: string): void {
     if (this.#destroyed) throw new SessionDestroyedError(method)
   }
 
+  // These would wait for the update that calls them: refused at once instead of a deadlock.
+  #outsideUpdate (method: string): void {
+    if (this.#inUpdate) throw new InsideUpdateError(method)
+  }
+
+  /** Start over: a new id no store has seen, a new creation time, `data`, nothing changed. */
+  #startOver (data: Record<string, unknown>): void {
+    const now = Date.now()
+    this.#state = freshState(newSessionId(), data, now, expiryFor(this.#ctx.options, now, now))
+    this.#log.reset()
+  }
+
+  #take (record: SessionRecord): void {
+    const state = this.#state
+    state.data = record.data
+    state.version = record.version
+    state.createdAt = record.createdAt
+    state.expiresAt = record.expiresAt
+  }
+
+  /** Forget changes: back to `record` as stored. */
   #adopt (record: SessionRecord): void {
-    this.#data = record.data
-    this.#version = record.version
-    this.#createdAt = record.createdAt
-    this.#expiresAt = record.expiresAt
-  }
-
-  #storeKey (): string {
-    this.#key ??= storeKey(this.#id)
-    return this.#key
-  }
-
-  async #destroyRecord (): Promise<void> {
-    if (this.#ctx.stateless !== undefined) return
-    const key = this.#storeKey()
-    await this.#ctx.queue.run(key, () => this.#ctx.store.destroy(key))
-  }
-
-  // In-place changes to values handed out by get() are found by comparing JSON.
-  #watch (key: string, value: object): void {
-    if (this.#log.touches(key)) return
-    this.#watched ??= new Map()
-    if (!this.#watched.has(key)) this.#watched.set(key, serialize(key, value))
-  }
-
-  #detectMutations (): void {
-    if (this.#watched === undefined) return
-    for (const [key, before] of this.#watched) {
-      if (this.#log.touches(key) || !hasOwn(this.#data, key)) continue
-      const value = this.#data[key]
-      const after = serialize(key, value)
-      if (after === before) continue
-      this.#log.set(key, value)
-      // Later changes (after an explicit save()) are measured against what is stored now.
-      this.#watched.set(key, after)
-    }
-  }
-
-  #needsWrite (): boolean {
-    if (this.#regenerated) return true
-    if (this.#version === 0) return this.#ctx.options.saveUninitialized || Object.keys(this.#data).length > 0
-    return !this.#log.empty
-  }
-
-  // save() and update(): commit whatever changed, in-place changes included.
-  async #commit (): Promise<void> {
-    this.#detectMutations()
-    await this.#commitDetected()
-  }
-
-  // In-place changes are already in the change log. Undefined when the commit finished
-  // without waiting (a stateless store sealing inline): no promise for the common case.
-  #commitDetected (): Promise<void> | undefined {
-    let pending: Promise<void> | undefined
-    try {
-      pending = this.#commitOnce()
-    } catch (err) {
-      return Promise.reject(this.#unserializable() ?? err)
-    }
-    return pending?.catch((err: unknown) => { throw this.#unserializable() ?? err })
-  }
-
-  // set() checks each value, but an object can still be changed into something JSON
-  // cannot hold (a cycle, a BigInt inside) afterwards. Looked for only when a write fails.
-  #unserializable (): Error | undefined {
-    for (const [key, value] of Object.entries(this.#data)) {
-      try {
-        serialize(key, value)
-      } catch (err) {
-        return err as Error
-      }
-    }
-    return undefined
-  }
-
-  #commitIfNeeded (): Promise<void> | undefined {
-    if (this.#destroyed) return undefined
-    try {
-      this.#detectMutations()
-    } catch (err) {
-      return Promise.reject(err)
-    }
-    if (this.#needsWrite()) return this.#commitDetected()
-    if (this.#version === 0) return undefined
-    return this.#wantsCookie(false) || this.#touchTarget() !== undefined ? this.#commitDetected() : undefined
-  }
-
-  // Promises only where there is waiting to do: the store, or sealing on the worker pool.
-  #commitOnce (): Promise<void> | undefined {
-    const stateless = this.#ctx.stateless !== undefined
-    if (this.#needsWrite()) {
-      // Without a store, writing is sealing, which #sendCookie does next.
-      if (!stateless) return this.#write().then(() => this.#sendIfWanted(true))
-      this.#written(nextRecord(this.#ctx, this.#data, this.#version, this.#createdAt))
-      return this.#sendIfWanted(true)
-    }
-    if (this.#version === 0) return undefined
-    if (stateless) return this.#sendIfWanted(this.#touchSealed())
-    return this.#touch().then((extended) => this.#sendIfWanted(extended))
-  }
-
-  #sendIfWanted (extended: boolean): Promise<void> | undefined {
-    return this.#version > 0 && this.#wantsCookie(extended) ? this.#sendCookie() : undefined
-  }
-
-  async #write (): Promise<void> {
-    const key = this.#storeKey()
-    const route = this.#request.routeOptions.config.session
-    const policy = (typeof route === 'object' ? route.conflict : undefined) ?? this.#ctx.options.conflict
-    const pending = { key, data: this.#data, version: this.#version, createdAt: this.#createdAt, log: this.#log, policy }
-    this.#written(await this.#ctx.queue.run(key, () => writeRecord(this.#ctx, pending)))
+    this.#take(record)
+    this.#log.reset()
   }
 
   #written (record: SessionRecord): void {
-    // A stateless cookie carries the data, so every write is a new cookie.
-    if (this.#version === 0 || this.#ctx.stateless !== undefined) this.#cookieChanged = true
-    this.#sealed = undefined
-    this.#adopt(record)
-    this.#log.reset()
-    this.#regenerated = false
+    this.#take(record)
+    if (this.#backend.cookieCarriesState) this.#state.cookie = undefined
+    this.#log.committed(record.data)
+    this.#mustWrite = false
     this.#touchRequested = false
   }
 
-  async #updateOnce (key: string, fn: (session: this) => void | Promise<void>, reread: boolean): Promise<boolean> {
-    if (reread && this.#version > 0) {
-      const latest = await this.#ctx.store.get(key)
-      if (latest === undefined) throw new SessionConflictError('a concurrent request destroyed this session')
-      this.#adopt(latest)
+  // Commit: decide what to do, once, then do it.
+  #commit (): MaybePromise<void> {
+    try {
+      const pending = this.#run(this.#decide())
+      return pending instanceof Promise ? pending.catch((err: unknown) => { throw this.#explain(err) }) : pending
+    } catch (err) {
+      throw this.#explain(err)
     }
+  }
+
+  #decide (): CommitStep {
+    if (this.#destroyed) return 'nothing'
+    this.#log.detectMutations(this.#state.data)
+    if (this.#needsWrite()) return 'write'
+    if (this.#state.version === 0) return 'nothing'
+    return this.#wantsCookie(false) || this.#touchTarget() !== undefined ? 'check' : 'nothing'
+  }
+
+  #run (step: CommitStep): MaybePromise<void> {
+    if (step === 'write') return this.#write()
+    if (step === 'check') return this.#check()
+    return undefined
+  }
+
+  #needsWrite (): boolean {
+    const state = this.#state
+    if (this.#mustWrite) return true
+    if (state.version === 0) return this.#ctx.options.saveUninitialized || Object.keys(state.data).length > 0
+    return !this.#log.empty
+  }
+
+  #write (): MaybePromise<void> {
+    const state = this.#state
+    const policy = this.#policy()
+    const stored = this.#backend.exclusive(state, 'write', () => writeRecord(this.#ctx, state, this.#log, policy))
+    return then(then(stored, (record) => {
+      this.#written(record)
+      return this.#retire()
+    }), () => this.#issue(true))
+  }
+
+  // Nothing to write, but the idle deadline is due to move or a cookie is due to be sent.
+  // Either way the session must still exist: a request that loaded it before another one
+  // destroyed or regenerated it must not send its cookie back.
+  #check (): MaybePromise<void> {
+    const state = this.#state
+    const target = this.#touchTarget()
+    this.#touchRequested = false
+    let alive = this.#backend.touch(state, target ?? state.expiresAt)
+    if (alive instanceof Promise) alive = alive.catch((err: unknown) => this.#touchFailed(err))
+    return then(alive, (found) => {
+      if (!found) return undefined
+      if (target !== undefined) this.#moved(target)
+      return this.#issue(target !== undefined)
+    })
+  }
+
+  #moved (expiresAt: number): void {
+    this.#state.expiresAt = expiresAt
+    if (this.#backend.cookieCarriesState) this.#state.cookie = undefined
+  }
+
+  // A request that changed nothing does not fail because the deadline could not move; it
+  // sends no cookie, since it cannot tell whether the session still exists.
+  #touchFailed (err: unknown): boolean {
+    this.#request.log.warn({ err }, 'fastify-sessions: could not extend the session expiry')
+    return false
+  }
+
+  #retire (): MaybePromise<void> {
+    const retired = this.#retired
+    if (retired === undefined) return undefined
+    return then(this.#backend.exclusive(retired, 'delete', () => this.#backend.destroy(retired)), () => {
+      this.#retired = undefined
+    })
+  }
+
+  #policy (): ConflictPolicy {
+    const route = this.#request.routeOptions.config.session
+    return (typeof route === 'object' ? route.conflict : undefined) ?? this.#ctx.options.conflict
+  }
+
+  async #updateUntilStored (fn: (session: this) => void | Promise<void>): Promise<void> {
+    // The first attempt runs on the copy this request holds (loaded or just committed, so
+    // usually the latest): compare-and-set tells if it was not, and only then is the stored
+    // copy read. Uncontended, an update costs one write and no read.
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      if (attempt > 0) await this.#reread()
+      if (await this.#updateOnce(fn)) return
+      await this.#ctx.backoff(attempt)
+    }
+    throw gaveUp()
+  }
+
+  async #reread (): Promise<void> {
+    const state = this.#state
+    if (state.version === 0) return
+    const latest = await this.#backend.read(state)
+    if (latest === undefined) throw new SessionConflictError(DESTROYED)
+    this.#adopt(latest)
+  }
+
+  async #updateOnce (fn: (session: this) => void | Promise<void>): Promise<boolean> {
+    const state = this.#state
+    const before = structuredClone(state.data)
     this.#log.reset()
-    this.#watched = undefined
-    await fn(this)
-    this.#detectMutations()
+    try {
+      await fn(this)
+    } catch (err) {
+      state.data = before
+      this.#log.reset()
+      throw err
+    }
+    this.#log.detectMutations(state.data)
     if (!this.#needsWrite()) return true
-    const version = this.#version
-    const record = nextRecord(this.#ctx, this.#data, version, this.#createdAt)
-    if (!(await this.#ctx.store.set(key, record, version))) return false
+    const record = nextRecord(this.#ctx.options, state.data, state.version, state.createdAt)
+    if (!(await this.#backend.compareAndSet(state, record, state.version))) return false
     this.#written(record)
     return true
   }
 
   /** The new idle deadline when it should move now, else undefined. */
   #touchTarget (): number | undefined {
-    const target = expiryFor(this.#ctx, Date.now(), this.#createdAt)
-    const gain = target - this.#expiresAt
-    const due = this.#touchRequested ? gain > 0 : gain >= this.#ctx.options.touchAfterMs
+    const { options } = this.#ctx
+    const state = this.#state
+    const target = expiryFor(options, Date.now(), state.createdAt)
+    const gain = target - state.expiresAt
+    const due = this.#touchRequested || options.rolling ? gain > 0 : gain >= options.touchAfterMs
     return due ? target : undefined
   }
 
-  // Without a store, re-sealing the cookie with a new last-active time is the touch.
-  #touchSealed (): boolean {
-    const target = this.#touchTarget()
-    if (target === undefined) return false
-    this.#written({ data: this.#data, version: this.#version, createdAt: this.#createdAt, expiresAt: target })
-    return true
+  #wantsCookie (moved: boolean): boolean {
+    if (this.#state.cookie === undefined || this.#cookieOptions !== undefined || this.#ctx.options.rolling) return true
+    return moved && this.#cookie().maxAge !== undefined
   }
 
-  async #touch (): Promise<boolean> {
-    const { store } = this.#ctx
-    const target = this.#touchTarget()
-    if (target === undefined || store.touch === undefined) return false
-    this.#touchRequested = false
-    try {
-      await store.touch(this.#storeKey(), target)
-    } catch (err) {
-      // Failing to extend the deadline must not fail a request that changed nothing.
-      this.#request.log.warn({ err }, 'fastify-sessions: could not extend the session expiry')
-      return false
-    }
-    this.#expiresAt = target
-    return true
-  }
-
-  #wantsCookie (extended: boolean): boolean {
-    if (this.#cookieChanged || this.#ctx.options.rolling) return true
-    return extended && this.#cookie().maxAge !== undefined
+  #issue (moved: boolean): MaybePromise<void> {
+    if (!this.#wantsCookie(moved)) return undefined
+    return then(this.#backend.issue(this.#state), (value) => this.#setCookie(value))
   }
 
   #cookie (): ResolvedCookie {
@@ -482,23 +438,25 @@ export class Session {
     return cookie.secure === 'auto' ? this.#request.protocol === 'https' : cookie.secure
   }
 
-  #sendCookie (): Promise<void> | undefined {
-    const { stateless } = this.#ctx
-    const value = stateless === undefined ? this.#sign() : this.#seal(stateless)
-    if (typeof value !== 'string') return value.then((sealed) => this.#setCookie(sealed))
-    this.#setCookie(value)
-  }
-
-  #setCookie (value: string): void {
-    const { options, stateless } = this.#ctx
-    const line = `${options.cookieName}=${value}${this.#attributes()}`
+  /** The one place that writes the session's Set-Cookie line; `undefined` expires the cookie. */
+  #setCookie (value: string | undefined): void {
+    const name = this.#ctx.options.cookieName
+    const line = value === undefined ? this.#expiredLine(name) : `${name}=${value}${this.#attributes()}`
     // Browsers drop a cookie that is too large without a word: fail loudly instead. Name,
     // value and attributes are ASCII (validated, base64url), so characters are bytes.
-    if (stateless !== undefined && line.length > stateless.codec.maxCookieBytes) {
-      throw new CookieTooLargeError(line.length, stateless.codec.maxCookieBytes)
-    }
-    this.#writeCookie(line)
-    this.#cookieChanged = false
+    const max = this.#backend.maxCookieBytes
+    if (line.length > max) throw new CookieTooLargeError(line.length, max)
+    // A cookie from an earlier save() (or a destroy()) is already in the headers: one
+    // session cookie per response is enough.
+    if (this.#cookieSent) this.#dropEarlierCookie()
+    this.#reply.header('set-cookie', line)
+    this.#cookieSent = true
+    if (!this.#reply.hasHeader('cache-control')) this.#reply.header('cache-control', 'no-store')
+  }
+
+  #expiredLine (name: string): string {
+    const cookie = this.#cookie()
+    return `${name}=${cookieAttributes(cookie, this.#secure(cookie), 0)}${EXPIRED}`
   }
 
   #attributes (): string {
@@ -511,15 +469,6 @@ export class Session {
 
   // Set-Cookie lines added to the reply's headers are kept by @fastify/cookie, which appends
   // the cookies of reply.setCookie() to them.
-  #writeCookie (line: string): void {
-    if (this.#cookieSent) this.#dropEarlierCookie()
-    this.#reply.header('set-cookie', line)
-    this.#cookieSent = true
-    this.#noStore()
-  }
-
-  // A cookie from an earlier save() (or a destroy()) is already in the headers: one
-  // session cookie per response is enough.
   #dropEarlierCookie (): void {
     const header = this.#reply.getHeader('set-cookie') ?? []
     const prefix = this.#ctx.options.cookieName + '='
@@ -528,33 +477,16 @@ export class Session {
     if (kept.length > 0) this.#reply.header('set-cookie', kept)
   }
 
-  // An issued cookie is known to be authentic: its next request skips the HMAC check.
-  #sign (): string {
-    const cookie = this.#ctx.signer.sign(this.#id)
-    this.#ctx.signed.add(cookie, { id: this.#id, key: this.#storeKey(), current: true })
-    return cookie
-  }
-
-  // Not added to the recent cookies: many issued cookies never come back (the next write
-  // replaces them), and keeping them all costs more in garbage collection than it saves.
-  #seal ({ codec, sealer }: StatelessCookie): string | Promise<string> {
-    if (this.#sealed !== undefined) return this.#sealed
-    const lastActive = Date.now()
-    const payload = asBuffer(codec.encode({ id: this.#id, data: this.#data, createdAt: this.#createdAt, lastActive }))
-    const name = this.#ctx.options.cookieName
-    const inline = sealer.sealInline(name, payload)
-    if (inline !== undefined) return this.#sealedAs(inline, payload, lastActive)
-    return sealer.seal(name, payload).then((sealed) => this.#sealedAs(sealed, payload, lastActive))
-  }
-
-  #sealedAs (sealed: string, payload: Buffer, lastActive: number): string {
-    this.#sealed = sealed
-    this.#payload = payload
-    this.#expiresAt = expiryFor(this.#ctx, lastActive, this.#createdAt)
-    return sealed
-  }
-
-  #noStore (): void {
-    if (!this.#reply.hasHeader('cache-control')) this.#reply.header('cache-control', 'no-store')
+  // set() checks each value, but an object can still be changed into something JSON
+  // cannot hold (a cycle, a BigInt inside) afterwards. Looked for only when a commit fails.
+  #explain (err: unknown): unknown {
+    for (const [key, value] of Object.entries(this.#state.data)) {
+      try {
+        toJson(key, value)
+      } catch (found) {
+        if (found instanceof NotSerializableError) return found
+      }
+    }
+    return err
   }
 }

@@ -10,16 +10,26 @@ export interface SessionRecord {
 
 /**
  * A session backend. Keys are digests of session ids, never the ids themselves.
- * `set` is a compare-and-set: it writes only when the stored version equals
- * `expectedVersion` (0 means the key must not exist) and resolves false on a
- * conflict. Promises reject only on real failures (network, disk, server).
+ *
+ * - `get` resolves undefined for a missing or expired record. A record it holds but cannot
+ *   decode (truncated, foreign) is not a failure of the store: it rejects with
+ *   `UnusableRecordError`, and the plugin starts a fresh session and destroys the record.
+ * - `set` is a compare-and-set: it writes only when the stored version equals
+ *   `expectedVersion` (0 means the key must not exist, or exists but has expired) and
+ *   resolves false on a conflict.
+ * - Promises reject only on real failures (network, disk, server). The plugin bounds every
+ *   call by its `storeTimeout` and queues the calls of one session: a store needs no timer
+ *   and no lock of its own.
  */
 export interface SessionStore {
   get(key: string): Promise<SessionRecord | undefined>
   set(key: string, record: SessionRecord, expectedVersion: number): Promise<boolean>
   destroy(key: string): Promise<void>
-  /** Moves the expiry of an existing record without rewriting its data. */
-  touch?(key: string, expiresAt: number): Promise<void>
+  /**
+   * Moves the expiry of an existing, unexpired record without rewriting its data. Resolves
+   * whether the record existed: a touch never creates or brings back a record.
+   */
+  touch?(key: string, expiresAt: number): Promise<boolean>
   /** Releases what the store itself opened (timers, files); never a client it was given. */
   close?(): Promise<void>
 }

@@ -63,7 +63,7 @@ t.test('a failing store gives 503 FST_SESS_STORE_UNAVAILABLE; anonymous requests
       const res = await app.inject('/w')
       t.equal(res.statusCode, 503, 'set fails')
       t.equal(res.json().code, 'FST_SESS_STORE_UNAVAILABLE')
-      t.match(res.json().message, /connection refused/)
+      t.notMatch(res.json().message, /connection refused/, "the store's own error text stays out of the reply")
       continue
     }
     const seeder = failOn === 'get' ? await build({}, (a) => { a.get('/w', async (req) => { req.session.set('a', 1); return 'ok' }) }) : app

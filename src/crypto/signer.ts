@@ -9,7 +9,7 @@ export function deriveKey (secret: string, purpose: string): Buffer {
   return Buffer.from(hkdfSync('sha256', secret, SALT, purpose, 32))
 }
 
-export type Verified = { id: string, current: boolean } | { reason: string }
+export type Verified = { ok: true, id: string, current: boolean } | { ok: false, reason: string }
 
 /**
  * Signs session ids for the cookie of a server-side store: `<id>.<HMAC-SHA256>`.
@@ -28,17 +28,17 @@ export class CookieSigner {
 
   verify (value: string): Verified {
     if (value.length !== SIGNED_LENGTH || value.charCodeAt(ID_LENGTH) !== 46) {
-      return { reason: 'malformed cookie' }
+      return { ok: false, reason: 'malformed cookie' }
     }
     const id = value.slice(0, ID_LENGTH)
     const given = Buffer.from(value.slice(ID_LENGTH + 1))
     for (let i = 0; i < this.#keys.length; i++) {
       const expected = Buffer.from(this.#mac(this.#keys[i], id))
       if (given.length === expected.length && timingSafeEqual(given, expected)) {
-        return { id, current: i === 0 }
+        return { ok: true, id, current: i === 0 }
       }
     }
-    return { reason: 'bad signature' }
+    return { ok: false, reason: 'bad signature' }
   }
 
   #mac (key: Buffer, id: string): string {

@@ -63,9 +63,11 @@ export class MemoryStore implements SessionStore {
     this.#entries.delete(key)
   }
 
-  async touch (key: string, expiresAt: number): Promise<void> {
+  async touch (key: string, expiresAt: number): Promise<boolean> {
     const entry = this.#live(key)
-    if (entry !== undefined) entry.expiresAt = expiresAt
+    if (entry === undefined) return false
+    entry.expiresAt = expiresAt
+    return true
   }
 
   async close (): Promise<void> {

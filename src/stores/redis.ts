@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import type { Writable } from 'node:stream'
 import type { Cluster, Redis } from 'ioredis'
 import { parseJson } from '../json'
-import { InvalidOptionError, StoreUnavailableError } from '../errors'
+import { InvalidOptionError, UnusableRecordError } from '../errors'
 import type { SessionRecord, SessionStore } from '../store'
 
 /** Turns session data into one string and back. */
@@ -16,10 +16,8 @@ export interface RedisStoreOptions {
   client: Redis | Cluster
   /** Put before every key. Default `'sess:'`. */
   prefix?: string
-  /** Encodes the session data. Default JSON, parsed with prototype-poisoning protection. */
+  /** Encodes the session data. Default JSON. */
   serializer?: RedisSerializer
-  /** Seconds to wait for Redis before an operation fails. Default 2. */
-  commandTimeout?: number
 }
 
 // The commands this store sends. Typed structurally so both Redis and Cluster fit
@@ -70,8 +68,6 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 return 1`)
 
 const JSON_SERIALIZER: RedisSerializer = { stringify: JSON.stringify, parse: (text) => parseJson(text) as Record<string, unknown> }
-// setTimeout cannot wait longer than this many milliseconds.
-const MAX_TIMER_MS = 2 ** 31 - 1
 
 // PEXPIREAT takes whole milliseconds; rounding up never ends a record early.
 function wholeMs (time: number): number {
@@ -89,27 +85,22 @@ function hasMethods (value: unknown, names: string[]): boolean {
 
 function validate (options: RedisStoreOptions): Required<RedisStoreOptions> {
   if (options === null || typeof options !== 'object') fail('options', 'must be an object with a client')
-  const { client, prefix = 'sess:', serializer = JSON_SERIALIZER, commandTimeout = 2 } = options
+  const { client, prefix = 'sess:', serializer = JSON_SERIALIZER } = options
   if (!hasMethods(client, ['evalsha', 'eval', 'hmget', 'del'])) fail('client', 'must be an ioredis Redis or Cluster instance')
   if (typeof prefix !== 'string') fail('prefix', 'must be a string')
   if (!hasMethods(serializer, ['stringify', 'parse'])) fail('serializer', 'must be an object with stringify() and parse()')
-  const ms = commandTimeout * 1000
-  if (typeof commandTimeout !== 'number' || !(ms > 0 && ms <= MAX_TIMER_MS)) {
-    fail('commandTimeout', 'must be a positive number of seconds, at most 2147483')
-  }
-  return { client, prefix, serializer, commandTimeout }
+  return { client, prefix, serializer }
 }
 
 /**
  * Sessions in Redis: standalone, Sentinel or Cluster. Writes are compare-and-set
- * Lua scripts, expiries are absolute (PEXPIREAT), and no operation waits on Redis
- * longer than `commandTimeout`.
+ * Lua scripts and expiries are absolute (PEXPIREAT). How long a request waits for Redis
+ * is the plugin's `storeTimeout`.
  */
 export class RedisStore implements SessionStore {
   #client: Commands
   #prefix: string
   #serializer: RedisSerializer
-  #timeoutMs: number
   #corked = false
 
   constructor (options: RedisStoreOptions) {
@@ -117,21 +108,14 @@ export class RedisStore implements SessionStore {
     this.#client = valid.client as unknown as Commands
     this.#prefix = valid.prefix
     this.#serializer = valid.serializer
-    this.#timeoutMs = valid.commandTimeout * 1000
   }
 
   async get (key: string): Promise<SessionRecord | undefined> {
     this.#batch()
-    const fields = this.#client.hmget(this.#prefix + key, 'v', 'c', 'e', 'd')
-    const [version, createdAt, expiresAt, data] = await this.#bounded('get', fields)
+    const [version, createdAt, expiresAt, data] = await this.#client.hmget(this.#prefix + key, 'v', 'c', 'e', 'd')
     // Redis drops the key at its expiry, so a present record is a live one.
     if (data === null) return undefined
-    return {
-      data: this.#serializer.parse(data),
-      version: Number(version),
-      createdAt: Number(createdAt),
-      expiresAt: Number(expiresAt)
-    }
+    return { data: this.#parse(data), version: Number(version), createdAt: Number(createdAt), expiresAt: Number(expiresAt) }
   }
 
   async set (key: string, record: SessionRecord, expectedVersion: number): Promise<boolean> {
@@ -139,17 +123,17 @@ export class RedisStore implements SessionStore {
     const data = this.#serializer.stringify(record.data)
     const args = [expectedVersion, version, createdAt, wholeMs(record.expiresAt), data]
     this.#batch()
-    return await this.#bounded('set', this.#run(COMPARE_AND_SET, key, args)) === 1
+    return await this.#run(COMPARE_AND_SET, key, args) === 1
   }
 
   async destroy (key: string): Promise<void> {
     this.#batch()
-    await this.#bounded('destroy', this.#client.del(this.#prefix + key))
+    await this.#client.del(this.#prefix + key)
   }
 
-  async touch (key: string, expiresAt: number): Promise<void> {
+  async touch (key: string, expiresAt: number): Promise<boolean> {
     this.#batch()
-    await this.#bounded('touch', this.#run(TOUCH, key, [wholeMs(expiresAt)]))
+    return await this.#run(TOUCH, key, [wholeMs(expiresAt)]) === 1
   }
 
   /** Nothing to release: the client belongs to whoever built it. */
@@ -183,15 +167,13 @@ export class RedisStore implements SessionStore {
     }
   }
 
-  // The user built the client, possibly with an offline queue and endless retries:
-  // this bound is what keeps a request from hanging on a dead Redis.
-  #bounded<T> (operation: string, pending: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => {
-        reject(new StoreUnavailableError(`Redis did not answer ${operation} within ${this.#timeoutMs / 1000} s`))
-      }, this.#timeoutMs)
-    })
-    return Promise.race([pending, timeout]).finally(() => clearTimeout(timer))
+  // A value Redis holds but the serializer cannot read (truncated, written by something
+  // else) is the record's fault, not the store's: the plugin replaces it.
+  #parse (text: string): Record<string, unknown> {
+    try {
+      return this.#serializer.parse(text)
+    } catch (err) {
+      throw new UnusableRecordError(`the serializer cannot read it (${(err as Error).message})`)
+    }
   }
 }

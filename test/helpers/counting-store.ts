@@ -31,7 +31,7 @@ export class CountingStore implements SessionStore {
     return this.inner.destroy(key)
   }
 
-  async touch (key: string, expiresAt: number): Promise<void> {
+  async touch (key: string, expiresAt: number): Promise<boolean> {
     this.calls.touch++
     return this.inner.touch(key, expiresAt)
   }

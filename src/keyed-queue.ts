@@ -1,14 +1,17 @@
+import type { MaybePromise } from './maybe-promise'
+
 /**
  * Runs tasks for the same key one after another. Commits to one session from this
  * process then never race each other, so compare-and-set retries are only needed
- * between processes.
+ * between processes. A task must not wait for a later task of its own key (the session
+ * refuses the calls that would): it would wait for itself.
  */
 export class KeyedQueue {
   #tails = new Map<string, Promise<unknown>>()
 
-  run<T> (key: string, task: () => Promise<T>): Promise<T> {
+  run<T> (key: string, task: () => MaybePromise<T>): Promise<T> {
     const previous = this.#tails.get(key)
-    const result = previous === undefined ? task() : previous.then(task, task)
+    const result = previous === undefined ? start(task) : previous.then(task, task)
     const tail = result.then(noop, noop)
     this.#tails.set(key, tail)
     void tail.then(() => {
@@ -20,6 +23,14 @@ export class KeyedQueue {
   /** Keys with a task queued or running. */
   get size (): number {
     return this.#tails.size
+  }
+}
+
+function start<T> (task: () => MaybePromise<T>): Promise<T> {
+  try {
+    return Promise.resolve(task())
+  } catch (err) {
+    return Promise.reject(err)
   }
 }
 

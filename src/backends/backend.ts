@@ -1,0 +1,47 @@
+import type { MaybePromise } from '../maybe-promise'
+import type { SessionRecord } from '../store'
+
+/** What a backend knows of one session: its identity, its record and its cookie. */
+export interface SessionState extends SessionRecord {
+  id: string
+  /** The store key (a digest of the id), computed when first needed. */
+  key: string | undefined
+  /** The cookie value that stands for this state; undefined when a new one must be issued. */
+  cookie: string | undefined
+  /** Sealed-cookie backend: the plaintext of `cookie`, which reload() goes back to. */
+  payload: Buffer | undefined
+}
+
+/** A cookie turned into a session, or the reason it was not (logged at `level`). */
+export type Loaded =
+  | { ok: true, state: SessionState }
+  | { ok: false, reason: string, level: 'debug' | 'warn' }
+
+/**
+ * How sessions are loaded and kept: in a server-side store, or sealed in the cookie itself.
+ * Chosen once per registration; the session never asks which one it has. Methods that
+ * usually finish without waiting return a value or a promise (see maybe-promise.ts).
+ */
+export interface Backend {
+  /** The cookie carries the session's data and times: every change issues a new one. */
+  readonly cookieCarriesState: boolean
+  /** Longest session `Set-Cookie` line allowed, in bytes. */
+  readonly maxCookieBytes: number
+  load (cookie: string): MaybePromise<Loaded>
+  /** The stored copy now; undefined when it is gone or unusable. */
+  read (state: SessionState): Promise<SessionRecord | undefined>
+  /** Stores `record` if the stored version is still `expected`. */
+  compareAndSet (state: SessionState, record: SessionRecord, expected: number): MaybePromise<boolean>
+  /** Moves the expiry to `expiresAt`; false when the session no longer exists. */
+  touch (state: SessionState, expiresAt: number): MaybePromise<boolean>
+  destroy (state: Pick<SessionState, 'id' | 'key'>): Promise<void>
+  /** Runs the session's store work after its earlier work in this process, bounded in time. */
+  exclusive<T> (state: Pick<SessionState, 'id' | 'key'>, operation: string, task: () => MaybePromise<T>): MaybePromise<T>
+  /** The cookie value for the current state. */
+  issue (state: SessionState): MaybePromise<string>
+}
+
+/** A fresh state: a new id that no store has seen. */
+export function freshState (id: string, data: Record<string, unknown>, createdAt: number, expiresAt: number): SessionState {
+  return { id, key: undefined, data, version: 0, createdAt, expiresAt, cookie: undefined, payload: undefined }
+}

@@ -1,0 +1,126 @@
+import type { Unsealed } from '../crypto/seal'
+import type { Sealer } from '../crypto/sealer'
+import { expiredReason, expiryFor } from '../expiry'
+import { then, type MaybePromise } from '../maybe-promise'
+import type { ResolvedOptions } from '../options'
+import { RecentCookies } from '../recent-cookies'
+import type { SealedSession, SessionRecord, StatelessStore } from '../store'
+import type { Backend, Loaded, SessionState } from './backend'
+
+/** A sealed cookie known to be authentic: its plaintext payload. */
+interface OpenedCookie {
+  payload: Buffer
+  current: boolean
+}
+
+// Characters of sealed cookies and payloads remembered per registration: about 500 of the
+// largest size.
+const RECENT_COOKIE_CHARS = 4 * 1024 * 1024
+// A stateless session has no stored versions: every commit simply succeeds.
+const SEALED_VERSION = 1
+
+function asBuffer (bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+}
+
+/**
+ * Sessions sealed whole in the cookie (a stateless store such as CookieStore): the store
+ * turns a session into plaintext and back, this backend seals and opens it (AES-256-GCM,
+ * the cookie name as authenticated context). Nothing to read, lock or delete server-side.
+ */
+export class CookieBackend implements Backend {
+  readonly cookieCarriesState = true
+  readonly maxCookieBytes: number
+  #codec: StatelessStore
+  #sealer: Sealer
+  #options: ResolvedOptions
+  #opened = new RecentCookies<OpenedCookie>(RECENT_COOKIE_CHARS, (entry) => entry.payload.length)
+
+  constructor (options: ResolvedOptions, codec: StatelessStore, sealer: Sealer) {
+    this.#options = options
+    this.#codec = codec
+    this.#sealer = sealer
+    this.maxCookieBytes = codec.maxCookieBytes
+  }
+
+  load (cookie: string): MaybePromise<Loaded> {
+    const entry = this.#opened.get(cookie) ?? this.#open(cookie)
+    return then(entry, (found) => this.#loaded(cookie, found))
+  }
+
+  // What reload() means without a store: back to the data of the last cookie read or sent.
+  async read (state: SessionState): Promise<SessionRecord | undefined> {
+    const session = state.payload === undefined ? undefined : this.#decode(state.payload)
+    return session && this.#record(session)
+  }
+
+  compareAndSet (): boolean {
+    return true
+  }
+
+  touch (): boolean {
+    return true
+  }
+
+  async destroy (): Promise<void> {}
+
+  exclusive<T> (_state: unknown, _operation: string, task: () => MaybePromise<T>): MaybePromise<T> {
+    return task()
+  }
+
+  // Not added to the recent cookies: many issued cookies never come back (the next write
+  // replaces them), and keeping them all costs more in garbage collection than it saves.
+  issue (state: SessionState): MaybePromise<string> {
+    if (state.cookie !== undefined) return state.cookie
+    const lastActive = Date.now()
+    const payload = asBuffer(this.#codec.encode({ id: state.id, data: state.data, createdAt: state.createdAt, lastActive }))
+    const name = this.#options.cookieName
+    const inline = this.#sealer.sealInline(name, payload)
+    const sealed = inline ?? this.#sealer.seal(name, payload)
+    return then(sealed, (cookie) => {
+      state.cookie = cookie
+      state.payload = payload
+      state.expiresAt = expiryFor(this.#options, lastActive, state.createdAt)
+      return cookie
+    })
+  }
+
+  #open (cookie: string): MaybePromise<OpenedCookie | string> {
+    const name = this.#options.cookieName
+    const inline = this.#sealer.unsealInline(name, cookie)
+    return then(inline ?? this.#sealer.unseal(name, cookie), (result) => this.#remember(cookie, result))
+  }
+
+  #remember (cookie: string, result: Unsealed): OpenedCookie | string {
+    if (!result.ok) return result.reason
+    const entry = { payload: result.plaintext, current: result.current }
+    this.#opened.add(cookie, entry)
+    return entry
+  }
+
+  // Timeouts come from the sealed timestamps: the cookie's own expiry is the browser's business.
+  #loaded (cookie: string, entry: OpenedCookie | string): Loaded {
+    if (typeof entry === 'string') return { ok: false, reason: entry, level: 'debug' }
+    const session = this.#decode(entry.payload)
+    if (session === undefined) return { ok: false, reason: 'unreadable payload', level: 'debug' }
+    const record = this.#record(session)
+    const reason = expiredReason(this.#options, record)
+    if (reason !== undefined) return { ok: false, reason, level: 'debug' }
+    const state = { ...record, id: session.id, key: undefined, cookie: entry.current ? cookie : undefined, payload: entry.payload }
+    return { ok: true, state }
+  }
+
+  #record ({ data, createdAt, lastActive }: SealedSession): SessionRecord {
+    return { data, version: SEALED_VERSION, createdAt, expiresAt: expiryFor(this.#options, lastActive, createdAt) }
+  }
+
+  // Authentic but unreadable, e.g. written before a custom store changed its format: like
+  // any other cookie the plugin cannot use, it gives a fresh session, not a 500.
+  #decode (payload: Buffer): SealedSession | undefined {
+    try {
+      return this.#codec.decode(payload)
+    } catch {
+      return undefined
+    }
+  }
+}

@@ -1,0 +1,39 @@
+import type { Backend } from './backends/backend'
+import { CookieBackend } from './backends/cookie-backend'
+import { StoreBackend } from './backends/store-backend'
+import { defaultAttributes } from './cookie-line'
+import { Sealer } from './crypto/sealer'
+import { CookieSigner } from './crypto/signer'
+import { GuardedStore } from './guarded-store'
+import type { ResolvedOptions } from './options'
+import type { SessionContext } from './session'
+import type { SessionStore, StatelessStore } from './store'
+import { randomBackoff } from './write-record'
+
+/** What one registration builds once: the sessions' shared context and what to release on close. */
+export interface Registration {
+  ctx: SessionContext
+  /** Seals cookies (stateless store) and records (encryptAtRest); undefined when neither is on. */
+  sealer: Sealer | undefined
+}
+
+function isStateless (store: SessionStore | StatelessStore): store is StatelessStore {
+  return 'stateless' in store && store.stateless
+}
+
+// The one place that looks at what kind of store it was given: a declared capability, not a class.
+function createBackend (options: ResolvedOptions, sealer: Sealer | undefined): Backend {
+  const { store } = options
+  if (isStateless(store)) return new CookieBackend(options, store, sealer as Sealer)
+  const guarded = new GuardedStore(store, options.storeTimeoutMs)
+  return new StoreBackend(options, guarded, new CookieSigner(options.secrets), options.encryptAtRest ? sealer : undefined)
+}
+
+export function createContext (options: ResolvedOptions, onPoolError: (error: unknown) => void): Registration {
+  const sealer = isStateless(options.store) || options.encryptAtRest
+    ? new Sealer({ secret: options.secrets, ...options.crypto, onPoolError })
+    : undefined
+  const ctx = { options, backend: createBackend(options, sealer), backoff: randomBackoff, attributes: defaultAttributes(options.cookie) }
+  return { ctx, sealer }
+}
+

@@ -1,0 +1,95 @@
+import { Deadlines } from './deadlines'
+import { StoreUnavailableError, UnusableRecordError } from './errors'
+import { KeyedQueue } from './keyed-queue'
+import type { MaybePromise } from './maybe-promise'
+import type { SessionRecord, SessionStore } from './store'
+
+/** Why a record is not one the plugin can use; undefined when it is. */
+function recordFault (record: unknown): string | undefined {
+  if (record === null || typeof record !== 'object') return 'not an object'
+  const { data, version, createdAt, expiresAt } = record as Partial<SessionRecord>
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return 'data is not an object'
+  if (!Number.isSafeInteger(version) || (version as number) < 1) return 'version is not a positive integer'
+  if (!Number.isFinite(createdAt) || !Number.isFinite(expiresAt)) return 'times are not numbers'
+  return undefined
+}
+
+function usable (record: SessionRecord | undefined): SessionRecord | undefined {
+  if (record === undefined) return undefined
+  const fault = recordFault(record)
+  if (fault !== undefined) throw new UnusableRecordError(fault)
+  return record
+}
+
+/**
+ * The one place that makes a store safe to call from a request: every call is bounded by
+ * `storeTimeout`, every failure becomes FST_SESS_STORE_UNAVAILABLE (an unusable record
+ * stays UnusableRecordError), records are checked before use, and the writes of one session
+ * from this process run one after another. Stores keep only their backend's mechanics.
+ */
+export class GuardedStore {
+  #store: SessionStore
+  #deadlines: Deadlines
+  #queue = new KeyedQueue()
+
+  constructor (store: SessionStore, timeoutMs: number) {
+    this.#store = store
+    this.#deadlines = new Deadlines(timeoutMs)
+  }
+
+  get (key: string): Promise<SessionRecord | undefined> {
+    return this.#call('read', () => this.#store.get(key)).then(usable)
+  }
+
+  set (key: string, record: SessionRecord, expectedVersion: number): Promise<boolean> {
+    return this.#call('write', () => this.#store.set(key, record, expectedVersion))
+  }
+
+  destroy (key: string): Promise<void> {
+    return this.#call('delete', () => this.#store.destroy(key))
+  }
+
+  /**
+   * Moves the expiry and tells whether the record still exists. A store without `touch`
+   * moves expiries on writes only: the record is read to learn whether it exists.
+   */
+  touch (key: string, expiresAt: number): Promise<boolean> {
+    const store = this.#store
+    if (store.touch === undefined) return this.get(key).then((record) => record !== undefined, () => false)
+    return this.#call('touch', () => (store.touch as NonNullable<SessionStore['touch']>)(key, expiresAt)).then((found) => found === true)
+  }
+
+  /**
+   * Runs `task` after the earlier tasks of the same key. The bound covers the wait in the
+   * queue too: a request waits about `storeTimeout` at most, however many commits of its
+   * session are ahead of it, and a task whose request gave up never starts.
+   */
+  exclusive<T> (key: string, operation: string, task: () => MaybePromise<T>): Promise<T> {
+    let abandoned = false
+    const queued = this.#queue.run(key, () => abandoned ? Promise.reject(this.#timedOut(operation)) : task())
+    return this.#deadlines.bound(queued, () => {
+      abandoned = true
+      return this.#timedOut(operation)
+    })
+  }
+
+  #call<T> (operation: string, start: () => Promise<T>): Promise<T> {
+    let pending: Promise<T>
+    try {
+      pending = start()
+    } catch (err) {
+      pending = Promise.reject(err)
+    }
+    const classified = pending.catch((err: unknown) => { throw failure(operation, err) })
+    return this.#deadlines.bound(classified, () => this.#timedOut(operation))
+  }
+
+  #timedOut (operation: string): Error {
+    return new StoreUnavailableError(operation, `timed out after ${this.#deadlines.ms / 1000} s`)
+  }
+}
+
+function failure (operation: string, err: unknown): Error {
+  if (err instanceof StoreUnavailableError || err instanceof UnusableRecordError) return err
+  return new StoreUnavailableError(operation, 'failed', { cause: err })
+}

@@ -1,0 +1,21 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Loaded } from './backends/backend'
+import { then, type MaybePromise } from './maybe-promise'
+import { Session, type SessionContext } from './session'
+
+/**
+ * Turns a session cookie into a session, or into undefined (a fresh session follows when
+ * the route asks for one) when the cookie is forged, unknown, expired or its record is
+ * unusable. Rejects only when the store failed.
+ */
+export function loadSession (ctx: SessionContext, request: FastifyRequest, reply: FastifyReply, cookie: string): MaybePromise<Session | undefined> {
+  return then(ctx.backend.load(cookie), (loaded) => toSession(ctx, request, reply, loaded))
+}
+
+function toSession (ctx: SessionContext, request: FastifyRequest, reply: FastifyReply, loaded: Loaded): Session | undefined {
+  if (loaded.ok) return new Session(ctx, request, reply, loaded.state)
+  // The raw cookie and id are never logged; the reason is enough to debug. A user's stale
+  // cookie is routine (debug); a record the plugin cannot use is the operator's to fix (warn).
+  request.log[loaded.level]({ sessionRejected: loaded.reason }, 'fastify-sessions: session cookie not accepted, starting a fresh session')
+  return undefined
+}
