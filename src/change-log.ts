@@ -1,4 +1,4 @@
-import { toJson } from './json'
+import { parseJson, toJson } from './json'
 
 const DELETED = Symbol('deleted')
 // What a read of a missing key is recorded as: JSON never produces an empty string.
@@ -6,6 +6,12 @@ const ABSENT = ''
 
 function jsonOf (data: Record<string, unknown>, key: string): string {
   return Object.hasOwn(data, key) ? toJson(key, data[key]) : ABSENT
+}
+
+// Defined, not assigned: a key read from stored data may be `__proto__`, and assigning it
+// would replace the object's prototype instead of setting a value.
+function put (data: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(data, key, { value, writable: true, enumerable: true, configurable: true })
 }
 
 /**
@@ -77,6 +83,19 @@ export class ChangeLog {
     for (const key of this.#reads?.keys() ?? []) this.#reads?.set(key, jsonOf(data, key))
   }
 
+  /**
+   * Undoes the in-place changes to values read since the last reset: `before` is a shallow
+   * copy of the data taken then, whose objects may have been changed through `get()`.
+   */
+  undoMutations (before: Record<string, unknown>): Record<string, unknown> {
+    for (const [key, json] of this.#reads ?? []) {
+      const value = before[key]
+      if (json === ABSENT || value === null || typeof value !== 'object' || !Object.hasOwn(before, key)) continue
+      if (toJson(key, value) !== json) put(before, key, parseJson(json))
+    }
+    return before
+  }
+
   /** A key this request read and changed that `latest` holds with another value. */
   conflict (latest: Record<string, unknown>): string | undefined {
     for (const [key, before] of this.#reads ?? []) {
@@ -90,7 +109,7 @@ export class ChangeLog {
     const data = this.#cleared ? {} : base
     for (const [key, value] of this.#writes ?? []) {
       if (value === DELETED) delete data[key]
-      else data[key] = value
+      else put(data, key, value)
     }
     return data
   }

@@ -393,12 +393,14 @@ export class Session {
 
   async #updateOnce (fn: (session: this) => void | Promise<void>): Promise<boolean> {
     const state = this.#state
-    const before = structuredClone(state.data)
+    // All or nothing: a shallow copy restores the keys fn set, deleted or cleared, and the
+    // change log (reset here, so it sees only fn) restores the values fn changed in place.
+    const before = { ...state.data }
     this.#log.reset()
     try {
       await fn(this)
     } catch (err) {
-      state.data = before
+      state.data = this.#log.undoMutations(before)
       this.#log.reset()
       throw err
     }

@@ -1,4 +1,5 @@
 import { createSecretKey, type KeyObject } from 'node:crypto'
+import { InvalidOptionError } from '../errors'
 import { deriveKey } from './signer'
 
 export const KEY_BYTES = 32
@@ -43,7 +44,7 @@ export function formatKeyId (id: number): string {
 
 function fromSecret (secret: unknown, index: number): SealKey {
   if (typeof secret !== 'string' || secret === '') {
-    throw new TypeError(`KeyRing: secret ${index} must be a non-empty string`)
+    throw new InvalidOptionError('secret', `entry ${index} must be a non-empty string`)
   }
   const id = deriveKey(secret, KEY_ID_PURPOSE).readUInt32BE(0)
   return sealKey(id, deriveKey(secret, SEAL_PURPOSE))
@@ -53,7 +54,7 @@ function fromMaterial (entry: unknown, index: number): SealKey {
   const { id, key } = (entry ?? {}) as { id?: unknown, key?: unknown }
   const validId = Number.isInteger(id) && (id as number) >= 0 && (id as number) <= MAX_KEY_ID
   if (!validId || !(key instanceof Uint8Array) || key.byteLength !== KEY_BYTES) {
-    throw new TypeError(`KeyRing: material entry ${index} is not a ${KEY_BYTES}-byte key with a 32-bit id`)
+    throw new InvalidOptionError('secret', `key material entry ${index} is not a ${KEY_BYTES}-byte key with a 32-bit id`)
   }
   return sealKey(id as number, Buffer.from(key.buffer, key.byteOffset, key.byteLength))
 }
@@ -62,7 +63,7 @@ function entriesOf (source: unknown): SealKey[] {
   if (typeof source === 'string') return [fromSecret(source, 0)]
   if (Array.isArray(source)) return source.map(fromSecret)
   const keys = (source as Partial<KeyRingMaterial> | null | undefined)?.keys
-  if (!Array.isArray(keys)) throw new TypeError('KeyRing: expected a secret, a list of secrets, or key ring material')
+  if (!Array.isArray(keys)) throw new InvalidOptionError('secret', 'expected a secret, a list of secrets, or key ring material')
   return keys.map(fromMaterial)
 }
 
@@ -77,7 +78,7 @@ export class KeyRing {
   /** From `secret` (string or list, first = current) or from another ring's `material()`. */
   constructor (source: string | readonly string[] | KeyRingMaterial) {
     for (const entry of entriesOf(source)) this.#add(entry)
-    if (this.#keys.length === 0) throw new TypeError('KeyRing: at least one secret is required')
+    if (this.#keys.length === 0) throw new InvalidOptionError('secret', 'at least one secret is required')
   }
 
   /** The key new values are sealed with. */
@@ -106,7 +107,7 @@ export class KeyRing {
       this.#byId.set(entry.id, this.#keys.push(entry) - 1)
     } else if (!this.#keys[index].raw.equals(entry.raw)) {
       // Two different secrets with one 32-bit id: about one chance in four billion.
-      throw new Error(`KeyRing: two secrets share key id ${formatKeyId(entry.id)}; replace one of them`)
+      throw new InvalidOptionError('secret', `two secrets share key id ${formatKeyId(entry.id)}; replace one of them`)
     }
   }
 }
