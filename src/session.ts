@@ -283,7 +283,6 @@ export class Session {
 
   #written (record: SessionRecord): void {
     this.#take(record)
-    if (this.#backend.cookieCarriesState) this.#state.cookie = undefined
     this.#log.committed(record.data)
     this.#mustWrite = false
     this.#touchRequested = false
@@ -341,14 +340,9 @@ export class Session {
     if (alive instanceof Promise) alive = alive.catch((err: unknown) => this.#touchFailed(err))
     return then(alive, (found) => {
       if (!found) return undefined
-      if (target !== undefined) this.#moved(target)
+      if (target !== undefined) state.expiresAt = target
       return this.#issue(target !== undefined)
     })
-  }
-
-  #moved (expiresAt: number): void {
-    this.#state.expiresAt = expiresAt
-    if (this.#backend.cookieCarriesState) this.#state.cookie = undefined
   }
 
   // A request that changed nothing does not fail because the deadline could not move; it

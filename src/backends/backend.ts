@@ -23,16 +23,17 @@ export type Loaded =
  * usually finish without waiting return a value or a promise (see maybe-promise.ts).
  */
 export interface Backend {
-  /** The cookie carries the session's data and times: every change issues a new one. */
-  readonly cookieCarriesState: boolean
   /** Longest session `Set-Cookie` line allowed, in bytes. */
   readonly maxCookieBytes: number
   load (cookie: string): MaybePromise<Loaded>
   /** The stored copy now; undefined when it is gone or unusable. */
   read (state: SessionState): Promise<SessionRecord | undefined>
-  /** Stores `record` if the stored version is still `expected`. */
+  /**
+   * Stores `record` if the stored version is still `expected`. A backend whose cookie
+   * carries the data clears `state.cookie` here, so that a new one is issued.
+   */
   compareAndSet (state: SessionState, record: SessionRecord, expected: number): MaybePromise<boolean>
-  /** Moves the expiry to `expiresAt`; false when the session no longer exists. */
+  /** Moves the expiry to `expiresAt` (same rule for `state.cookie`); false when the session no longer exists. */
   touch (state: SessionState, expiresAt: number): MaybePromise<boolean>
   destroy (state: Pick<SessionState, 'id' | 'key'>): Promise<void>
   /** Runs the session's store work after its earlier work in this process, bounded in time. */

@@ -29,7 +29,6 @@ function asBuffer (bytes: Uint8Array): Buffer {
  * the cookie name as authenticated context). Nothing to read, lock or delete server-side.
  */
 export class CookieBackend implements Backend {
-  readonly cookieCarriesState = true
   readonly maxCookieBytes: number
   #codec: StatelessStore
   #sealer: Sealer
@@ -54,11 +53,15 @@ export class CookieBackend implements Backend {
     return session && this.#record(session)
   }
 
-  compareAndSet (): boolean {
+  // No stored versions to compare: a write always succeeds, and it is sealed into a new cookie.
+  compareAndSet (state: SessionState): boolean {
+    state.cookie = undefined
     return true
   }
 
-  touch (): boolean {
+  // The last-active time is in the cookie: moving the deadline means sealing a new one.
+  touch (state: SessionState, expiresAt: number): boolean {
+    if (expiresAt !== state.expiresAt) state.cookie = undefined
     return true
   }
 

@@ -40,7 +40,6 @@ const keyOf = (state: Pick<SessionState, 'id' | 'key'>): string => (state.key ??
  * verified before any store lookup; the store sees only a digest of the id.
  */
 export class StoreBackend implements Backend {
-  readonly cookieCarriesState = false
   // A signed id is always short.
   readonly maxCookieBytes = Infinity
   #store: GuardedStore

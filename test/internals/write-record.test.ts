@@ -12,7 +12,6 @@ const options = resolveOptions({ secret: SECRET })
 function backendWith (compareAndSet: Backend['compareAndSet'], read: Backend['read']): Backend {
   const unused = (): never => { throw new Error('not used here') }
   return {
-    cookieCarriesState: false,
     maxCookieBytes: Infinity,
     load: unused,
     read,
