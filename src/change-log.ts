@@ -25,6 +25,8 @@ export class ChangeLog {
   // Both created on first use: most requests read one key or none, and write nothing.
   #writes: Map<string, unknown> | undefined
   #reads: Map<string, string> | undefined
+  // Whether any value read is an object, the only kind that can change in place.
+  #readObjects = false
 
   get empty (): boolean {
     return !this.#cleared && (this.#writes === undefined || this.#writes.size === 0)
@@ -39,6 +41,8 @@ export class ChangeLog {
     if (this.#reads?.has(key) === true || this.touches(key)) return
     this.#reads ??= new Map()
     this.#reads.set(key, jsonOf(data, key))
+    const value = data[key]
+    if (value !== null && typeof value === 'object') this.#readObjects = true
   }
 
   set (key: string, value: unknown): void {
@@ -58,7 +62,7 @@ export class ChangeLog {
 
   /** Logs the values read and then changed in place (`get('cart').push(x)`) as writes. */
   detectMutations (data: Record<string, unknown>): void {
-    if (this.#reads === undefined) return
+    if (this.#reads === undefined || !this.#readObjects) return
     for (const [key, before] of this.#reads) {
       const value = data[key]
       if (this.touches(key) || value === null || typeof value !== 'object' || !Object.hasOwn(data, key)) continue
@@ -71,6 +75,7 @@ export class ChangeLog {
     this.#cleared = false
     this.#writes = undefined
     this.#reads = undefined
+    this.#readObjects = false
   }
 
   /**

@@ -38,7 +38,7 @@ export class GuardedStore {
   }
 
   get (key: string): Promise<SessionRecord | undefined> {
-    return this.#call('read', () => this.#store.get(key)).then(usable)
+    return this.#call('read', () => this.#store.get(key), usable)
   }
 
   set (key: string, record: SessionRecord, expectedVersion: number): Promise<boolean> {
@@ -73,15 +73,30 @@ export class GuardedStore {
     })
   }
 
-  #call<T> (operation: string, start: () => Promise<T>): Promise<T> {
-    let pending: Promise<T>
-    try {
-      pending = start()
-    } catch (err) {
-      pending = Promise.reject(err)
-    }
-    const classified = pending.catch((err: unknown) => { throw failure(operation, err) })
-    return this.#deadlines.bound(classified, () => this.#timedOut(operation))
+  // One promise per call, whatever happens: the bound, the classification of failures and
+  // the check of what came back all settle it directly (every store call of every request
+  // goes through here).
+  #call<T> (operation: string, start: () => Promise<T>, check?: (value: T) => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const deadline = this.#deadlines.add(() => reject(this.#timedOut(operation)))
+      let pending: Promise<T>
+      try {
+        pending = start()
+      } catch (err) {
+        pending = Promise.reject(err)
+      }
+      pending.then((value) => {
+        this.#deadlines.remove(deadline)
+        try {
+          resolve(check === undefined ? value : check(value))
+        } catch (err) {
+          reject(err)
+        }
+      }, (err: unknown) => {
+        this.#deadlines.remove(deadline)
+        reject(failure(operation, err))
+      })
+    })
   }
 
   #timedOut (operation: string): Error {

@@ -203,15 +203,13 @@ export class Session {
    * a conflict it reads the newer copy and runs `fn` again. All or nothing: when `fn` throws,
    * none of its changes stay. `fn` must not save, update, reload, regenerate or destroy.
    */
-  async update (fn: (session: this) => void | Promise<void>): Promise<void> {
-    this.#usable('update')
-    this.#outsideUpdate('update')
-    await this.#commit()
-    this.#inUpdate = true
+  update (fn: (session: this) => void | Promise<void>): Promise<void> {
     try {
-      await this.#backend.exclusive(this.#state, 'update', () => this.#updateUntilStored(fn))
-    } finally {
-      this.#inUpdate = false
+      this.#usable('update')
+      this.#outsideUpdate('update')
+      return Promise.resolve(then(this.#commit(), () => this.#updateExclusively(fn)))
+    } catch (err) {
+      return Promise.reject(err)
     }
   }
 
@@ -365,14 +363,37 @@ export class Session {
     return (typeof route === 'object' ? route.conflict : undefined) ?? this.#ctx.options.conflict
   }
 
-  async #updateUntilStored (fn: (session: this) => void | Promise<void>): Promise<void> {
-    // The first attempt runs on the copy this request holds (loaded or just committed, so
-    // usually the latest): compare-and-set tells if it was not, and only then is the stored
-    // copy read. Uncontended, an update costs one write and no read.
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      if (attempt > 0) await this.#reread()
+  // Updates wait for the session's other writes from this process, and refuse the calls that
+  // would wait for the update itself. A sealed-cookie backend needs no waiting: a synchronous
+  // `fn` then costs no promise but the one update() returns.
+  #updateExclusively (fn: (session: this) => void | Promise<void>): MaybePromise<void> {
+    this.#inUpdate = true
+    let updated: MaybePromise<void>
+    try {
+      updated = this.#backend.exclusive(this.#state, 'update', () => this.#updateUntilStored(fn))
+    } catch (err) {
+      this.#inUpdate = false
+      throw err
+    }
+    if (!(updated instanceof Promise)) {
+      this.#inUpdate = false
+      return updated
+    }
+    return updated.finally(() => { this.#inUpdate = false })
+  }
+
+  // The first attempt runs on the copy this request holds (loaded or just committed, so
+  // usually the latest): compare-and-set tells if it was not, and only then is the stored
+  // copy read. Uncontended, an update costs one write and no read.
+  #updateUntilStored (fn: (session: this) => void | Promise<void>): MaybePromise<void> {
+    return then(this.#updateOnce(fn), (stored) => stored ? undefined : this.#updateAgain(fn))
+  }
+
+  async #updateAgain (fn: (session: this) => void | Promise<void>): Promise<void> {
+    for (let attempt = 1; attempt < MAX_ATTEMPTS; attempt++) {
+      await this.#ctx.backoff(attempt - 1)
+      await this.#reread()
       if (await this.#updateOnce(fn)) return
-      await this.#ctx.backoff(attempt)
     }
     throw gaveUp()
   }
@@ -385,25 +406,39 @@ export class Session {
     this.#adopt(latest)
   }
 
-  async #updateOnce (fn: (session: this) => void | Promise<void>): Promise<boolean> {
-    const state = this.#state
-    // All or nothing: a shallow copy restores the keys fn set, deleted or cleared, and the
-    // change log (reset here, so it sees only fn) restores the values fn changed in place.
-    const before = { ...state.data }
+  // All or nothing: a shallow copy restores the keys fn set, deleted or cleared, and the
+  // change log (reset here, so it sees only fn) restores the values fn changed in place.
+  #updateOnce (fn: (session: this) => void | Promise<void>): MaybePromise<boolean> {
+    const before = { ...this.#state.data }
     this.#log.reset()
+    let ran: void | Promise<void>
     try {
-      await fn(this)
+      ran = fn(this)
     } catch (err) {
-      state.data = this.#log.undoMutations(before)
-      this.#log.reset()
+      this.#rollBack(before)
       throw err
     }
+    if (!(ran instanceof Promise)) return this.#storeUpdate()
+    return ran.then(() => this.#storeUpdate(), (err: unknown) => {
+      this.#rollBack(before)
+      throw err
+    })
+  }
+
+  #rollBack (before: Record<string, unknown>): void {
+    this.#state.data = this.#log.undoMutations(before)
+    this.#log.reset()
+  }
+
+  #storeUpdate (): MaybePromise<boolean> {
+    const state = this.#state
     this.#log.detectMutations(state.data)
     if (!this.#needsWrite()) return true
     const record = nextRecord(this.#ctx.options, state.data, state.version, state.createdAt)
-    if (!(await this.#backend.compareAndSet(state, record, state.version))) return false
-    this.#written(record)
-    return true
+    return then(this.#backend.compareAndSet(state, record, state.version), (stored) => {
+      if (stored) this.#written(record)
+      return stored
+    })
   }
 
   /** The new idle deadline when it should move now, else undefined. */

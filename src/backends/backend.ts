@@ -42,6 +42,17 @@ export interface Backend {
   issue (state: SessionState): MaybePromise<string>
 }
 
+/**
+ * The state of a loaded session. Every state is built by this function or `freshState`, with
+ * the same fields in the same order: one object shape, which keeps property access on the
+ * hot path fast (spreading a record into a literal was measured to cost microseconds).
+ */
+export function loadedState (
+  id: string, key: string | undefined, record: SessionRecord, cookie: string | undefined, payload: Buffer | undefined
+): SessionState {
+  return { id, key, data: record.data, version: record.version, createdAt: record.createdAt, expiresAt: record.expiresAt, cookie, payload }
+}
+
 /** A fresh state: a new id that no store has seen. */
 export function freshState (id: string, data: Record<string, unknown>, createdAt: number, expiresAt: number): SessionState {
   return { id, key: undefined, data, version: 0, createdAt, expiresAt, cookie: undefined, payload: undefined }

@@ -5,7 +5,7 @@ import { then, type MaybePromise } from '../maybe-promise'
 import type { ResolvedOptions } from '../options'
 import { RecentCookies } from '../recent-cookies'
 import type { SealedSession, SessionRecord, StatelessStore } from '../store'
-import type { Backend, Loaded, SessionState } from './backend'
+import { loadedState, type Backend, type Loaded, type SessionState } from './backend'
 
 /** A sealed cookie known to be authentic: its plaintext payload. */
 interface OpenedCookie {
@@ -109,8 +109,7 @@ export class CookieBackend implements Backend {
     const record = this.#record(session)
     const reason = expiredReason(this.#options, record)
     if (reason !== undefined) return { ok: false, reason, level: 'debug' }
-    const state = { ...record, id: session.id, key: undefined, cookie: entry.current ? cookie : undefined, payload: entry.payload }
-    return { ok: true, state }
+    return { ok: true, state: loadedState(session.id, undefined, record, entry.current ? cookie : undefined, entry.payload) }
   }
 
   #record ({ data, createdAt, lastActive }: SealedSession): SessionRecord {

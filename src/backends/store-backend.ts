@@ -9,7 +9,7 @@ import type { MaybePromise } from '../maybe-promise'
 import type { ResolvedOptions } from '../options'
 import { RecentCookies } from '../recent-cookies'
 import type { SessionRecord } from '../store'
-import type { Backend, Loaded, SessionState } from './backend'
+import { loadedState, type Backend, type Loaded, type SessionState } from './backend'
 
 /** A signed cookie known to be authentic: its id and store key. */
 interface SignedCookie {
@@ -118,8 +118,7 @@ export class StoreBackend implements Backend {
   #loaded (signed: SignedCookie, cookie: string, record: SessionRecord | undefined): Loaded {
     const reason = record === undefined ? 'unknown or expired session' : expiredReason(this.#options, record)
     if (reason !== undefined) return this.#dead(signed, reason)
-    const { id, key, current } = signed
-    return { ok: true, state: { ...(record as SessionRecord), id, key, cookie: current ? cookie : undefined, payload: undefined } }
+    return { ok: true, state: loadedState(signed.id, signed.key, record as SessionRecord, signed.current ? cookie : undefined, undefined) }
   }
 
   #dead (signed: SignedCookie, reason: string): Loaded {
