@@ -31,7 +31,8 @@ export class CountingStore implements SessionStore {
     return this.inner.destroy(key)
   }
 
-  async touch (key: string, expiresAt: number): Promise<void> {
+  // Answers whatever the MemoryStore answers (whether the record was there), typed to match it.
+  async touch (key: string, expiresAt: number): ReturnType<MemoryStore['touch']> {
     this.calls.touch++
     return this.inner.touch(key, expiresAt)
   }
