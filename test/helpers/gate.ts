@@ -38,3 +38,19 @@ export class Races {
     return [await first, second]
   }
 }
+
+/** Holds `count` handlers until every one of them has arrived: they all read the same copy before any commits. */
+export class Barrier {
+  #left: number
+  #release!: () => void
+  #released = new Promise<void>((resolve) => { this.#release = resolve })
+
+  constructor (count: number) {
+    this.#left = count
+  }
+
+  async wait (): Promise<void> {
+    if (--this.#left === 0) this.#release()
+    await this.#released
+  }
+}

@@ -17,3 +17,22 @@ export function basicRoutes (app: FastifyInstance): void {
   })
   app.get('/touch', async (req) => { req.session.touch(); return 'ok' })
 }
+
+/**
+ * Routes that show and change a session through its public API:
+ * `/anon` never touches it, `/dump` reads it all, `POST /put?key=&value=` sets one
+ * string value, `POST /logout` destroys it.
+ */
+export function stateRoutes (app: FastifyInstance): void {
+  app.get('/anon', async () => 'hello')
+  app.get('/dump', async (req) => ({ data: req.session.data(), isNew: req.session.isNew, id: req.session.id }))
+  app.post('/put', async (req) => {
+    const { key, value } = req.query as { key: string, value: string }
+    req.session.set(key, value)
+    return { id: req.session.id }
+  })
+  app.post('/logout', async (req) => {
+    await req.session.destroy()
+    return 'bye'
+  })
+}
