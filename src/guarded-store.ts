@@ -1,6 +1,7 @@
 import { Deadlines } from './deadlines'
 import { StoreUnavailableError, UnusableRecordError } from './errors'
-import { KeyedQueue } from './keyed-queue'
+import { performance } from 'node:perf_hooks'
+import { KeyedQueue, start } from './keyed-queue'
 import type { MaybePromise } from './maybe-promise'
 import type { SessionRecord, SessionStore } from './store'
 
@@ -30,7 +31,11 @@ function usable (record: SessionRecord | undefined): SessionRecord | undefined {
 export class GuardedStore {
   #store: SessionStore
   #deadlines: Deadlines
-  #queue = new KeyedQueue()
+  // When a task of a key last failed by timing out (monotonic ms), and which errors were
+  // timeouts. The map holds stalled keys only, until the key's queue runs dry.
+  #stalled = new Map<string, number>()
+  #queue = new KeyedQueue((key) => this.#stalled.delete(key))
+  #timeouts = new WeakSet<Error>()
 
   constructor (store: SessionStore, timeoutMs: number) {
     this.#store = store
@@ -62,15 +67,26 @@ export class GuardedStore {
   /**
    * Runs `task` after the earlier tasks of the same key. The bound covers the wait in the
    * queue too: a request waits about `storeTimeout` at most, however many commits of its
-   * session are ahead of it, and a task whose request gave up never starts.
+   * session are ahead of it. A task does not start when its request gave up, nor when a
+   * task ahead of it timed out while it waited: it would most likely wait as long again,
+   * and the store gets no pile of calls the moment it answers again.
    */
   exclusive<T> (key: string, operation: string, task: () => MaybePromise<T>): Promise<T> {
     let abandoned = false
-    const queued = this.#queue.run(key, () => abandoned ? Promise.reject(this.#timedOut(operation)) : task())
+    const queuedAt = performance.now()
+    const queued = this.#queue.run(key, () => {
+      if (abandoned || (this.#stalled.get(key) ?? -1) >= queuedAt) return Promise.reject(this.#timedOut(operation))
+      return start(task).catch((err: unknown) => this.#noteStall(key, err))
+    })
     return this.#deadlines.bound(queued, () => {
       abandoned = true
       return this.#timedOut(operation)
     })
+  }
+
+  #noteStall (key: string, err: unknown): never {
+    if (err instanceof StoreUnavailableError && this.#timeouts.has(err)) this.#stalled.set(key, performance.now())
+    throw err
   }
 
   // One promise per call, whatever happens: the bound, the classification of failures and
@@ -100,7 +116,9 @@ export class GuardedStore {
   }
 
   #timedOut (operation: string): Error {
-    return new StoreUnavailableError(operation, `timed out after ${this.#deadlines.ms / 1000} s`)
+    const err = new StoreUnavailableError(operation, `timed out after ${this.#deadlines.ms / 1000} s`)
+    this.#timeouts.add(err)
+    return err
   }
 }
 

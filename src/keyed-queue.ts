@@ -8,6 +8,12 @@ import type { MaybePromise } from './maybe-promise'
  */
 export class KeyedQueue {
   #tails = new Map<string, Promise<unknown>>()
+  #onIdle: (key: string) => void
+
+  /** `onIdle` is told when a key has no task left. */
+  constructor (onIdle: (key: string) => void = noop) {
+    this.#onIdle = onIdle
+  }
 
   run<T> (key: string, task: () => MaybePromise<T>): Promise<T> {
     const previous = this.#tails.get(key)
@@ -15,7 +21,9 @@ export class KeyedQueue {
     const tail = result.then(noop, noop)
     this.#tails.set(key, tail)
     void tail.then(() => {
-      if (this.#tails.get(key) === tail) this.#tails.delete(key)
+      if (this.#tails.get(key) !== tail) return
+      this.#tails.delete(key)
+      this.#onIdle(key)
     })
     return result
   }
@@ -26,7 +34,8 @@ export class KeyedQueue {
   }
 }
 
-function start<T> (task: () => MaybePromise<T>): Promise<T> {
+/** Runs `task` now; what it throws becomes a rejection. */
+export function start<T> (task: () => MaybePromise<T>): Promise<T> {
   try {
     return Promise.resolve(task())
   } catch (err) {
