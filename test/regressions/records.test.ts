@@ -65,6 +65,21 @@ t.test('a record the store returns in a shape the plugin cannot use gives a fres
   })
 })
 
+t.test('reload() that meets an unusable record starts over under a new id', async (t) => {
+  failOnHang(t)
+  const { app, store } = await faultyApp(t, {}, (app) => {
+    app.post('/reload', async (req) => {
+      const before = req.session.id
+      await req.session.reload()
+      return { renewed: req.session.id !== before, data: req.session.data() }
+    })
+  })
+  const cookie = await seed(app)
+  store.next('get', 'work', { answer: { data: [], version: 1, createdAt: Date.now(), expiresAt: Date.now() + 1e6 } })
+  const res = await app.inject({ method: 'POST', url: '/reload', headers: { cookie } })
+  t.same(res.json(), { renewed: true, data: {} })
+})
+
 t.test('a forged or unknown cookie gives a fresh session and a debug line, never a warning', async (t) => {
   failOnHang(t)
   const { app, store, lines } = await faultyApp(t, {}, whoami)
