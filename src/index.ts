@@ -105,5 +105,7 @@ export { RedisStore, type RedisSerializer, type RedisStoreOptions } from './stor
 export type { SealedSession, SessionData, SessionRecord, SessionStore, StatelessStore } from './store'
 export type { ConflictPolicy, FastifySessionsOptions, SessionCookieOptions, SessionCryptoOptions } from './options'
 
-// CommonJS: require('fastify-sessions') is the plugin itself, carrying every export.
+// CommonJS: require('fastify-sessions') is the plugin itself, carrying every export. At build time
+// scripts/entry-points.mjs derives the ES module entry from this object and the `export =`
+// declarations from this file's exports, so a new export needs nothing more than its line above.
 module.exports = Object.assign(fastifySessions, exports)

@@ -1,5 +1,4 @@
 import t from 'tap'
-import { execFileSync } from 'node:child_process'
 import Fastify from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifySessions, { MemoryStore, type SessionStore } from '../src/index'
@@ -105,18 +104,4 @@ t.test('stores without touch() still work: the deadline moves on writes only', a
   t.teardown(() => app.close())
   const cookie = sessionCookie(await app.inject('/w'))
   t.equal((await app.inject({ url: '/t', headers: { cookie } })).body, '1')
-})
-
-t.test('the built package works with require() and import', async (t) => {
-  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'ignore' })
-  const cjs = execFileSync(process.execPath, ['-e', `
-    const p = require('fastify-sessions')
-    console.log([typeof p, p.default === p, p.fastifySessions === p, typeof p.MemoryStore, typeof p.SessionConflictError].join(' '))
-  `]).toString().trim()
-  t.equal(cjs, 'function true true function function')
-  const esm = execFileSync(process.execPath, ['--input-type=module', '-e', `
-    import plugin, { fastifySessions, MemoryStore, Session } from 'fastify-sessions'
-    console.log([typeof plugin, plugin === fastifySessions, typeof MemoryStore, typeof Session].join(' '))
-  `]).toString().trim()
-  t.equal(esm, 'function true function function')
 })
