@@ -1,6 +1,6 @@
-import { InvalidOptionError } from './errors'
 import type { SessionStore, StatelessStore } from './store'
 import { MemoryStore } from './stores/memory'
+import { bool, fail, integer, knownKeys, MAX_COOKIE_SECONDS, methods, oneOf, plainObject, seconds } from './validate'
 
 export type ConflictPolicy = 'merge' | 'error' | 'overwrite'
 
@@ -67,6 +67,7 @@ export interface ResolvedOptions {
 
 export const DEFAULT_IDLE_TIMEOUT = 86_400
 export const DEFAULT_ABSOLUTE_TIMEOUT = 604_800
+export const DEFAULT_STORE_TIMEOUT = 2
 export const MIN_SECRET_LENGTH = 32
 // The idle deadline moves only after this share of the idle window has passed, so
 // a busy user costs one cheap touch now and then instead of one per request.
@@ -75,36 +76,36 @@ const TOUCH_FRACTION = 0.1
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 // Path and domain end up inside a Set-Cookie header: no separators or control characters.
 const ATTRIBUTE = /^[\x21-\x3a\x3c-\x7e]*$/
-const COOKIE_KEYS = new Set(['path', 'domain', 'httpOnly', 'secure', 'sameSite', 'partitioned', 'maxAge'])
-
-function fail (name: string, reason: string): never {
-  throw new InvalidOptionError(name, reason)
+const OPTION_KEYS = [
+  'secret', 'store', 'cookieName', 'cookie', 'idleTimeout', 'absoluteTimeout', 'saveUninitialized', 'rolling',
+  'conflict', 'encryptAtRest', 'crypto', 'storeTimeout'
+] as const
+const COOKIE_KEYS = ['path', 'domain', 'httpOnly', 'secure', 'sameSite', 'partitioned', 'maxAge'] as const
+const SECONDS = 'durations are in seconds'
+// Options of @fastify/session, @fastify/secure-session and express-session that users bring
+// along: what to use instead.
+const OPTION_HINTS: Readonly<Record<string, string>> = {
+  idGenerator: 'ids are always 256 random bits from the operating system; there is nothing to configure',
+  genid: 'ids are always 256 random bits from the operating system; there is nothing to configure',
+  cookiePrefix: 'the cookie value is always `<id>.<signature>`; name the cookie with cookieName',
+  algorithm: 'cookies are signed with HMAC-SHA256 (sealed with AES-256-GCM by CookieStore); there is no choice to make',
+  key: 'use secret: a string of at least 32 characters, or a list of them for rotation',
+  salt: 'keys are derived from secret with HKDF; there is no salt to give',
+  sessionName: 'use cookieName',
+  name: 'use cookieName',
+  expiry: `use idleTimeout and absoluteTimeout (${SECONDS})`,
+  maxAge: `use cookie.maxAge or idleTimeout (${SECONDS})`,
+  resave: 'a session is written only when it changed; there is nothing to configure',
+  unset: 'set(key, undefined) deletes a key',
+  proxy: "cookie.secure 'auto' follows Fastify's trustProxy"
+}
+const COOKIE_HINTS: Readonly<Record<string, string>> = {
+  expires: `use maxAge (${SECONDS})`,
+  signed: 'the session cookie is always signed (or sealed by CookieStore)'
 }
 
-function oneOf<T extends string> (name: string, value: unknown, allowed: readonly T[], fallback: T): T {
-  if (value === undefined) return fallback
-  if (!allowed.includes(value as T)) fail(name, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}`)
-  return value as T
-}
-
-function bool (name: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback
-  if (typeof value !== 'boolean') fail(name, 'must be a boolean')
-  return value
-}
-
-function seconds (name: string, value: unknown, fallback: number | undefined): number | undefined {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    fail(name, 'must be a positive number of seconds')
-  }
-  return value
-}
-
-function plainObject (name: string, value: unknown): Record<string, unknown> {
-  if (value === undefined) return {}
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) fail(name, 'must be an object')
-  return value as Record<string, unknown>
+const DEFAULT_COOKIE: ResolvedCookie = {
+  path: '/', domain: undefined, httpOnly: true, secure: 'auto', sameSite: 'lax', partitioned: false, maxAge: undefined
 }
 
 function secrets (value: unknown): string[] {
@@ -118,28 +119,15 @@ function secrets (value: unknown): string[] {
   return [...list]
 }
 
-function methods (candidate: Record<string, unknown>, required: string[], optional: string[]): void {
-  for (const method of required) {
-    if (typeof candidate[method] !== 'function') fail('store', `is missing the method ${method}()`)
-  }
-  for (const method of optional) {
-    if (candidate[method] !== undefined && typeof candidate[method] !== 'function') {
-      fail('store', `${method} must be a function when present`)
-    }
-  }
-}
-
 function store (value: unknown): SessionStore | StatelessStore | undefined {
   if (value === undefined) return undefined
   if (value === null || typeof value !== 'object') fail('store', 'must be a session store object')
-  const candidate = value as Record<string, unknown>
-  if (candidate.stateless === true) {
-    methods(candidate, ['encode', 'decode'], ['close'])
-    const max = candidate.maxCookieBytes
-    if (typeof max !== 'number' || !Number.isInteger(max) || max < 1) fail('store', 'maxCookieBytes must be a positive integer')
+  if ((value as { stateless?: unknown }).stateless === true) {
+    const codec = methods('store', value, ['encode', 'decode'], ['close'])
+    integer('store maxCookieBytes', codec.maxCookieBytes ?? 0, 0, 1, Number.MAX_SAFE_INTEGER)
     return value as StatelessStore
   }
-  methods(candidate, ['get', 'set', 'destroy'], ['touch', 'close'])
+  methods('store', value, ['get', 'set', 'destroy'], ['touch', 'close'])
   return value as SessionStore
 }
 
@@ -157,16 +145,10 @@ function secure (name: string, value: unknown, fallback: boolean | 'auto'): bool
   return value
 }
 
-const DEFAULT_COOKIE: ResolvedCookie = {
-  path: '/', domain: undefined, httpOnly: true, secure: 'auto', sameSite: 'lax', partitioned: false, maxAge: undefined
-}
-
 // `label` names the option in errors: 'cookie' at registration, 'session.options()' per response.
 function cookie (value: unknown, base: ResolvedCookie, label: string): ResolvedCookie {
   const given = plainObject(label, value)
-  for (const key of Object.keys(given)) {
-    if (!COOKIE_KEYS.has(key)) fail(`${label}.${key}`, 'is not a known cookie option')
-  }
+  knownKeys(`${label}.`, given, COOKIE_KEYS, COOKIE_HINTS)
   const path = attribute(`${label}.path`, given.path, base.path) as string
   if (!path.startsWith('/')) fail(`${label}.path`, "must start with '/'")
   const resolved: ResolvedCookie = {
@@ -176,7 +158,7 @@ function cookie (value: unknown, base: ResolvedCookie, label: string): ResolvedC
     secure: secure(`${label}.secure`, given.secure, base.secure),
     sameSite: oneOf(`${label}.sameSite`, given.sameSite, ['lax', 'strict', 'none'], base.sameSite),
     partitioned: bool(`${label}.partitioned`, given.partitioned, base.partitioned),
-    maxAge: seconds(`${label}.maxAge`, given.maxAge, base.maxAge)
+    maxAge: seconds(`${label}.maxAge`, given.maxAge, base.maxAge, MAX_COOKIE_SECONDS)
   }
   if (resolved.secure === false && (resolved.sameSite === 'none' || resolved.partitioned)) {
     fail(`${label}.secure`, "cannot be false with sameSite 'none' or partitioned: browsers drop such cookies")
@@ -191,11 +173,11 @@ export function overrideCookie (base: ResolvedCookie, overrides: unknown): Resol
 
 function cryptoOptions (value: unknown): Required<SessionCryptoOptions> {
   const given = plainObject('crypto', value)
-  const threads = given.threads ?? 1
-  if (typeof threads !== 'number' || !Number.isInteger(threads) || threads < 1 || threads > 64) {
-    fail('crypto.threads', 'must be an integer from 1 to 64')
+  knownKeys('crypto.', given, ['offload', 'threads'])
+  return {
+    offload: oneOf('crypto.offload', given.offload, ['auto', 'always', 'never'], 'never'),
+    threads: integer('crypto.threads', given.threads, 1, 1, 64)
   }
-  return { offload: oneOf('crypto.offload', given.offload, ['auto', 'always', 'never'], 'never'), threads }
 }
 
 /** Per-route settings, `config: { session: ... }`, checked when the route is added. */
@@ -211,22 +193,23 @@ export function checkRouteConfig (value: unknown, route: string): void {
 /** Validates registration options once and fills in every default. */
 export function resolveOptions (raw: unknown): ResolvedOptions {
   const opts = plainObject('options', raw) as Partial<FastifySessionsOptions>
+  knownKeys('', opts, OPTION_KEYS, OPTION_HINTS)
   const cookieName = opts.cookieName ?? 'sid'
   if (typeof cookieName !== 'string' || !TOKEN.test(cookieName)) fail('cookieName', 'must be a valid cookie name token')
-  const idle = seconds('idleTimeout', opts.idleTimeout, DEFAULT_IDLE_TIMEOUT) as number
+  const idle = seconds('idleTimeout', opts.idleTimeout, DEFAULT_IDLE_TIMEOUT)
   const resolved = {
     secrets: secrets(opts.secret),
     cookieName,
     cookie: cookie(opts.cookie, DEFAULT_COOKIE, 'cookie'),
     idleMs: idle * 1000,
-    absoluteMs: (seconds('absoluteTimeout', opts.absoluteTimeout, DEFAULT_ABSOLUTE_TIMEOUT) as number) * 1000,
+    absoluteMs: seconds('absoluteTimeout', opts.absoluteTimeout, DEFAULT_ABSOLUTE_TIMEOUT) * 1000,
     touchAfterMs: idle * 1000 * TOUCH_FRACTION,
     saveUninitialized: bool('saveUninitialized', opts.saveUninitialized, false),
     rolling: bool('rolling', opts.rolling, false),
     conflict: oneOf('conflict', opts.conflict, ['merge', 'error', 'overwrite'], 'merge'),
     encryptAtRest: bool('encryptAtRest', opts.encryptAtRest, false),
     crypto: cryptoOptions(opts.crypto),
-    storeTimeoutMs: (seconds('storeTimeout', opts.storeTimeout, 2) as number) * 1000
+    storeTimeoutMs: seconds('storeTimeout', opts.storeTimeout, DEFAULT_STORE_TIMEOUT) * 1000
   }
   const given = store(opts.store)
   // The default store is created last, once every other option is known to be valid.

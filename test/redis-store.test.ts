@@ -483,7 +483,9 @@ async function optionTests (t: tap.Test): Promise<void> {
     ['client', { client: { get: () => {} } }],
     ['prefix', { client, prefix: 5 }],
     ['serializer', { client, serializer: { stringify: JSON.stringify } }],
-    ['serializer', { client, serializer: null }]
+    ['serializer', { client, serializer: null }],
+    ['commandTimeout', { client, commandTimeout: 2 }],
+    ['prefx', { client, prefx: 'a:' }]
   ]
   for (const [i, [name, options]] of bad.entries()) {
     t.throws(() => new RedisStore(options as RedisStoreOptions), {

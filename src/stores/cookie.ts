@@ -1,6 +1,6 @@
 import { parseJson } from '../json'
-import { InvalidOptionError } from '../errors'
 import type { SealedSession, StatelessStore } from '../store'
+import { integer, knownKeys, plainObject } from '../validate'
 
 /** Browsers keep at most about 4096 bytes of one cookie (RFC 6265 §6.1 asks for at least that). */
 export const MAX_COOKIE_BYTES = 4096
@@ -44,11 +44,9 @@ export class CookieStore implements StatelessStore {
   readonly maxCookieBytes: number
 
   constructor (options: CookieStoreOptions = {}) {
-    const { maxCookieBytes = MAX_COOKIE_BYTES } = options
-    if (!Number.isInteger(maxCookieBytes) || maxCookieBytes < MIN_COOKIE_BYTES || maxCookieBytes > MAX_COOKIE_BYTES) {
-      throw new InvalidOptionError('CookieStore maxCookieBytes', `must be an integer from ${MIN_COOKIE_BYTES} to ${MAX_COOKIE_BYTES}`)
-    }
-    this.maxCookieBytes = maxCookieBytes
+    const given = plainObject('CookieStore options', options)
+    knownKeys('CookieStore ', given, ['maxCookieBytes'])
+    this.maxCookieBytes = integer('CookieStore maxCookieBytes', given.maxCookieBytes, MAX_COOKIE_BYTES, MIN_COOKIE_BYTES, MAX_COOKIE_BYTES)
   }
 
   encode (session: SealedSession): Buffer {

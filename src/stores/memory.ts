@@ -1,6 +1,6 @@
 import { parseJson } from '../json'
-import { InvalidOptionError } from '../errors'
 import type { SessionRecord, SessionStore } from '../store'
+import { integer, knownKeys, plainObject, seconds } from '../validate'
 
 export interface MemoryStoreOptions {
   /** Most records kept; the least recently used goes first. Default 100000. */
@@ -26,13 +26,11 @@ export class MemoryStore implements SessionStore {
   #timer: NodeJS.Timeout
 
   constructor (options: MemoryStoreOptions = {}) {
-    const { max = 100_000, sweepInterval = 60 } = options
-    if (!Number.isInteger(max) || max < 1) throw new InvalidOptionError('MemoryStore max', 'must be a positive integer')
-    if (typeof sweepInterval !== 'number' || !(sweepInterval > 0)) {
-      throw new InvalidOptionError('MemoryStore sweepInterval', 'must be a positive number of seconds')
-    }
-    this.#max = max
-    this.#timer = setInterval(() => this.#sweep(), sweepInterval * 1000).unref()
+    const given = plainObject('MemoryStore options', options)
+    knownKeys('MemoryStore ', given, ['max', 'sweepInterval'])
+    this.#max = integer('MemoryStore max', given.max, 100_000, 1, Number.MAX_SAFE_INTEGER)
+    const sweep = seconds('MemoryStore sweepInterval', given.sweepInterval, 60)
+    this.#timer = setInterval(() => this.#sweep(), sweep * 1000).unref()
   }
 
   /** Number of live and not yet swept records. */

@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto'
 import type { Writable } from 'node:stream'
 import type { Cluster, Redis } from 'ioredis'
 import { parseJson } from '../json'
-import { InvalidOptionError, UnusableRecordError } from '../errors'
+import { UnusableRecordError } from '../errors'
 import type { SessionRecord, SessionStore } from '../store'
+import { fail, knownKeys, methods, plainObject } from '../validate'
 
 /** Turns session data into one string and back. */
 export interface RedisSerializer {
@@ -74,22 +75,20 @@ function wholeMs (time: number): number {
   return Math.ceil(time)
 }
 
-function fail (name: string, reason: string): never {
-  throw new InvalidOptionError(`RedisStore ${name}`, reason)
-}
-
-function hasMethods (value: unknown, names: string[]): boolean {
-  if (value === null || typeof value !== 'object') return false
-  return names.every((name) => typeof (value as Record<string, unknown>)[name] === 'function')
-}
+// The commands a client must offer: ioredis' Redis and Cluster both do.
+const CLIENT_METHODS = ['evalsha', 'eval', 'hmget', 'del']
 
 function validate (options: RedisStoreOptions): Required<RedisStoreOptions> {
-  if (options === null || typeof options !== 'object') fail('options', 'must be an object with a client')
-  const { client, prefix = 'sess:', serializer = JSON_SERIALIZER } = options
-  if (!hasMethods(client, ['evalsha', 'eval', 'hmget', 'del'])) fail('client', 'must be an ioredis Redis or Cluster instance')
-  if (typeof prefix !== 'string') fail('prefix', 'must be a string')
-  if (!hasMethods(serializer, ['stringify', 'parse'])) fail('serializer', 'must be an object with stringify() and parse()')
-  return { client, prefix, serializer }
+  const given = plainObject('RedisStore options', options)
+  knownKeys('RedisStore ', given, ['client', 'prefix', 'serializer'], {
+    commandTimeout: "how long a request waits for Redis is the plugin's storeTimeout option (seconds)"
+  })
+  if (given.client === undefined) fail('RedisStore client', 'is required: an ioredis Redis or Cluster instance')
+  methods('RedisStore client', given.client, CLIENT_METHODS)
+  const prefix = given.prefix ?? 'sess:'
+  if (typeof prefix !== 'string') fail('RedisStore prefix', 'must be a string')
+  const serializer = given.serializer === undefined ? JSON_SERIALIZER : methods('RedisStore serializer', given.serializer, ['stringify', 'parse'])
+  return { client: options.client, prefix, serializer: serializer as unknown as RedisSerializer }
 }
 
 /**
