@@ -3,7 +3,9 @@ import { expectAssignable, expectError, expectNotAssignable, expectType } from '
 import fastifySessions, {
   CookieStore,
   CookieTooLargeError,
+  InsideUpdateError,
   MemoryStore,
+  UnusableRecordError,
   Session,
   type FastifySessionsOptions,
   type SealedSession,
@@ -34,9 +36,11 @@ app.register(fastifySessions, {
   rolling: true,
   conflict: 'error',
   encryptAtRest: false,
-  crypto: { offload: 'never', threads: 2 }
+  crypto: { offload: 'never', threads: 2 },
+  storeTimeout: 0.5
 })
 expectError(app.register(fastifySessions, {}))
+expectError(app.register(fastifySessions, { secret: 'x'.repeat(32), storeTimeout: '2s' }))
 expectError(app.register(fastifySessions, { secret: 'x'.repeat(32), conflict: 'ignore' }))
 expectError(app.register(fastifySessions, { secret: 'x'.repeat(32), cookie: { sameSite: 'sometimes' } }))
 expectError(app.register(fastifySessions, { secret: 'x'.repeat(32), idleTimeout: '1h' }))
@@ -83,7 +87,12 @@ class MyStore implements SessionStore {
   async get (key: string): Promise<SessionRecord | undefined> { return key === '' ? undefined : undefined }
   async set (_key: string, _record: SessionRecord, expectedVersion: number): Promise<boolean> { return expectedVersion === 0 }
   async destroy (_key: string): Promise<void> {}
+  async touch (_key: string, _expiresAt: number): Promise<boolean> { return false }
 }
+// touch reports whether the record existed.
+expectNotAssignable<SessionStore>({ get: async () => undefined, set: async () => true, destroy: async () => {}, touch: async () => 'yes' })
+expectType<"FST_SESS_IN_UPDATE">(new InsideUpdateError('save').code)
+expectType<"FST_SESS_UNUSABLE_RECORD">(new UnusableRecordError('truncated').code)
 app.register(fastifySessions, { secret: 'x'.repeat(32), store: new MyStore() })
 expectError(app.register(fastifySessions, { secret: 'x'.repeat(32), store: { get: async () => undefined } }))
 
