@@ -3,8 +3,8 @@ import type { FastifyInstance } from 'fastify'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { MemoryStore } from '../src/index'
 import { build, sessionCookie } from './helpers/app'
-import { CountingStore } from './helpers/counting-store'
 import { Races } from './helpers/gate'
+import { StoreSpy } from './helpers/store-spy'
 
 const jitter = () => sleep(Math.random() * 8)
 const races = new Races()
@@ -110,7 +110,7 @@ t.test('update() on a new session creates it and sends the cookie', async (t) =>
 })
 
 t.test('an uncontended update() reads the store once (at load) and writes once', async (t) => {
-  const store = new CountingStore()
+  const store = new StoreSpy()
   t.teardown(() => store.close())
   const app = await build({ store }, routes)
   t.teardown(() => app.close())
@@ -122,19 +122,17 @@ t.test('an uncontended update() reads the store once (at load) and writes once',
 })
 
 t.test('update() that changes nothing writes nothing', async (t) => {
-  const store = new MemoryStore()
+  const store = new StoreSpy()
   t.teardown(() => store.close())
-  let writes = 0
-  const counting = { get: store.get.bind(store), destroy: store.destroy.bind(store), set: async (...args: Parameters<MemoryStore['set']>) => { writes++; return store.set(...args) } }
-  const app = await build({ store: counting }, (app) => {
+  const app = await build({ store }, (app) => {
     routes(app)
     app.post('/noop', async (req) => { await req.session.update(() => {}); return 'ok' })
   })
   t.teardown(() => app.close())
   const cookie = sessionCookie(await app.inject('/seed')) as string
-  writes = 0
+  store.reset()
   await post(app, '/noop', cookie)
-  t.equal(writes, 0)
+  t.equal(store.calls.set, 0)
 })
 
 t.test('a delete of a racing a set of b: a gone, b present, whichever commits last', async (t) => {

@@ -6,6 +6,7 @@ import { resolve } from 'node:path'
 import { Writable } from 'node:stream'
 import { pathToFileURL } from 'node:url'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import { freePort } from './helpers/free-port'
 
 // The demo is plain ESM that imports the package by name (resolved to the built dist/),
 // so it is loaded with a real dynamic import. A string variable keeps TypeScript from
@@ -299,15 +300,6 @@ t.test('secret: SESSION_SECRET, else the demo secret with a warning', async (t) 
   process.env.SESSION_SECRET = 'too-short'
   await t.rejects(example.buildApp(), { code: 'FST_SESS_INVALID_OPTION', message: /secret/ }, 'a short secret fails startup')
 })
-
-async function freePort (): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  await once(server, 'close')
-  return port
-}
 
 interface Started {
   output: () => string
