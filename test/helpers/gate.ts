@@ -38,3 +38,33 @@ export class Races {
     return [await first, second]
   }
 }
+
+/**
+ * Holds handlers until the expected number of them are waiting, then lets them all go at
+ * once: every request of a burst has loaded its session before any of them commits, the
+ * most overlap concurrent requests can have, every run alike. Waits with no burst expected
+ * pass straight through.
+ */
+export class Barrier {
+  #expected = 0
+  #waiting = 0
+  #release: () => void = () => {}
+  #released = Promise.resolve()
+
+  /** Holds the next `count` waits until the last of them arrives. */
+  expect (count: number): void {
+    this.#expected = count
+    this.#waiting = 0
+    this.#released = new Promise<void>((resolve) => { this.#release = resolve })
+  }
+
+  wait (): Promise<void> {
+    if (this.#expected === 0) return Promise.resolve()
+    const released = this.#released
+    if (++this.#waiting === this.#expected) {
+      this.#expected = 0
+      this.#release()
+    }
+    return released
+  }
+}
