@@ -188,6 +188,21 @@ t.test('absolute timeout is checked from the record even if the store keeps it',
   t.equal((await second.inject({ url: '/r', headers: { cookie } })).body, 'none')
 })
 
+t.test('a cookie whose record is gone is answered from memory for a minute, then looked up again', async (t) => {
+  let now = 1_700_000_000_000
+  t.capture(Date, 'now', () => now)
+  const { app, store } = await setup(t)
+  const cookie = sessionCookie(await app.inject('/write'))
+  // Gone elsewhere: destroyed by another server, or expired.
+  await store.inner.destroy(store.keys[0])
+  store.reset()
+  for (let i = 0; i < 3; i++) t.same((await app.inject({ url: '/read', headers: { cookie } })).json(), { n: null, isNew: true })
+  t.equal(store.calls.get, 1, 'one lookup: later requests with the cookie are answered from memory')
+  now += 60_000
+  t.same((await app.inject({ url: '/read', headers: { cookie } })).json(), { n: null, isNew: true })
+  t.equal(store.calls.get, 2, 'a minute later the store is asked again')
+})
+
 t.test('idle deadline in the record is enforced even when the store returns it', async (t) => {
   const record = { data: { a: 1 }, version: 1, createdAt: Date.now() - 1000, expiresAt: Date.now() - 1 }
   const store = new StoreSpy({ faults: { get: { resolve: record } } })
