@@ -52,7 +52,8 @@ function conformance (t: tap.Test, topology: string, connect: () => Client): voi
       const client = connect()
       const store = new RedisStore({ client, prefix: uniquePrefix(topology) })
       return { store, close: async () => client.disconnect() }
-    }
+    },
+    clock: 'server'
   })
 }
 
