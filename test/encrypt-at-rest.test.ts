@@ -84,21 +84,20 @@ t.test('records sealed under an older secret open while it is listed', async (t)
 })
 
 t.test('encryptAtRest on a real Redis: HGETALL shows no plaintext', async (t) => {
+  // What Redis sees does not depend on where the AES ran: the offload modes are covered above.
   if (redisUnavailable(t)) return
   const redis = await startStandalone()
   t.teardown(() => redis.stop())
   const client = new Redis({ host: '127.0.0.1', port: redis.port })
   t.teardown(() => client.disconnect())
-  for (const offload of MODES) {
-    const prefix = `rest:${offload}:`
-    const server = await app(t, { store: new RedisStore({ client, prefix }), crypto: { offload } })
-    const cookie = sessionCookie(await server.inject('/write'))
-    const keys = await client.keys(`${prefix}*`)
-    t.equal(keys.length, 1, `${offload}: one record`)
-    const hash = await client.hgetall(keys[0])
-    const dump = Object.entries(hash).flat().join('\n')
-    t.ok(dump.length > LARGE.length, `${offload}: the large value is stored`)
-    t.same([MARKER, 'lorem ipsum', '"card"'].filter((s) => dump.includes(s)), [], `${offload}: no plaintext in Redis`)
-    t.same((await server.inject({ url: '/read', headers: { cookie } })).json(), { card: MARKER, size: LARGE.length })
-  }
+  const prefix = 'rest:'
+  const server = await app(t, { store: new RedisStore({ client, prefix }) })
+  const cookie = sessionCookie(await server.inject('/write'))
+  const keys = await client.keys(`${prefix}*`)
+  t.equal(keys.length, 1, 'one record')
+  const hash = await client.hgetall(keys[0])
+  const dump = Object.entries(hash).flat().join('\n')
+  t.ok(dump.length > LARGE.length, 'the large value is stored')
+  t.same([MARKER, 'lorem ipsum', '"card"'].filter((s) => dump.includes(s)), [], 'no plaintext in Redis')
+  t.same((await server.inject({ url: '/read', headers: { cookie } })).json(), { card: MARKER, size: LARGE.length })
 })

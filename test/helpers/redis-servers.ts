@@ -167,7 +167,9 @@ function sentinelConfig (port: number, dir: string, name: string, masterPort: nu
 export async function startSentinel (name = 'sessions'): Promise<SentinelSetup> {
   const dir = await tempDir()
   const [masterPort, replicaPort, sentinelPort] = [await freePort(), await freePort(), await freePort()]
-  const master = await startProcess(masterPort, serverArgs(masterPort, dir, ['--dbfilename', 'master.rdb']))
+  // A master waits repl-diskless-sync-delay (5 s by default) for more replicas before the
+  // first sync; there is only one.
+  const master = await startProcess(masterPort, serverArgs(masterPort, dir, ['--dbfilename', 'master.rdb', '--repl-diskless-sync-delay', '0']))
   const replica = await startProcess(replicaPort, serverArgs(replicaPort, dir, ['--dbfilename', 'replica.rdb', '--replicaof', HOST, String(masterPort)]))
   const conf = join(dir, 'sentinel.conf')
   await writeFile(conf, sentinelConfig(sentinelPort, dir, name, masterPort))
