@@ -2,7 +2,7 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { Writable } from 'node:stream'
 import { build, sessionCookie } from './helpers/app'
-import { CountingStore } from './helpers/counting-store'
+import { StoreSpy } from './helpers/store-spy'
 
 // Deterministic generator, so a failing case can be reproduced from the seed.
 function prng (seed: number): () => number {
@@ -37,7 +37,7 @@ function mutations (valid: string): string[] {
 t.test('forged, truncated, oversized and random cookies get a fresh session, never a 5xx', async (t) => {
   const lines: Array<{ level: number, sessionRejected?: string, msg: string }> = []
   const stream = new Writable({ write (chunk, _enc, done) { lines.push(JSON.parse(String(chunk))); done() } })
-  const store = new CountingStore()
+  const store = new StoreSpy()
   t.teardown(() => store.close())
   const app = await build({ store }, (app) => {
     app.get('/w', async (req) => { req.session.set('secret', 'data'); return 'ok' })

@@ -1,24 +1,24 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { MemoryStore } from '../src/index'
 import { build, sessionCookie } from './helpers/app'
-import { CountingStore } from './helpers/counting-store'
-import { Races } from './helpers/gate'
+import { Barrier, Races } from './helpers/gate'
+import { StoreSpy } from './helpers/store-spy'
 
-const jitter = () => sleep(Math.random() * 8)
+// Races between two requests are ordered by `races`; bursts of many requests meet at `burst`.
 const races = new Races()
+const burst = new Barrier()
 
 function routes (app: FastifyInstance): void {
   app.get('/seed', async (req) => { req.session.set('a', 1); req.session.set('counter', 0); return 'ok' })
   app.get('/dump', async (req) => req.session.data())
+  app.get('/session', async (req) => ({ data: req.session.data(), isNew: req.session.isNew }))
   app.post('/set/:key', async (req) => {
-    await jitter()
+    await burst.wait()
     req.session.set((req.params as { key: string }).key, true)
     return 'ok'
   })
   app.post('/delete/:key', async (req) => {
-    await jitter()
     req.session.delete((req.params as { key: string }).key)
     return 'ok'
   })
@@ -35,12 +35,12 @@ function routes (app: FastifyInstance): void {
     return 'ok'
   })
   app.post('/increment', async (req) => {
-    await jitter()
+    await burst.wait()
     await req.session.update((s) => { s.set('counter', (s.get('counter') as number) + 1) })
     return 'ok'
   })
   app.post('/push', async (req) => {
-    await jitter()
+    await burst.wait()
     await req.session.update((s) => {
       const list = s.get('list') as number[] | undefined
       if (list === undefined) s.set('list', [1])
@@ -48,6 +48,8 @@ function routes (app: FastifyInstance): void {
     })
     return 'ok'
   })
+  app.post('/logout', async (req) => { await req.session.destroy(); return 'ok' })
+  app.post('/login', async (req) => { await req.session.regenerate(); req.session.set('user', 'bob'); return 'ok' })
 }
 
 async function setup (t: tap.Test, options = {}) {
@@ -61,10 +63,17 @@ async function setup (t: tap.Test, options = {}) {
 
 const post = (app: FastifyInstance, url: string, cookie: string) => app.inject({ method: 'POST', url, headers: { cookie } })
 const dump = async (app: FastifyInstance, cookie: string) => (await app.inject({ url: '/dump', headers: { cookie } })).json()
+const session = async (app: FastifyInstance, cookie?: string) => (await app.inject({ url: '/session', headers: cookie === undefined ? {} : { cookie } })).json()
+
+/** `count` requests at once, all loaded before any of them commits. */
+function together<T> (count: number, request: (i: number) => Promise<T>): Promise<T[]> {
+  burst.expect(count)
+  return Promise.all(Array.from({ length: count }, (_, i) => request(i)))
+}
 
 t.test('200 concurrent requests each setting its own key: all 200 keys survive', async (t) => {
   const { app, cookie } = await setup(t)
-  const results = await Promise.all(Array.from({ length: 200 }, (_, i) => post(app, `/set/k${i}`, cookie)))
+  const results = await together(200, (i) => post(app, `/set/k${i}`, cookie))
   t.same(results.map((r) => r.statusCode).filter((s) => s !== 200), [])
   const data = await dump(app, cookie)
   t.equal(Object.keys(data).filter((k) => k.startsWith('k')).length, 200)
@@ -73,7 +82,7 @@ t.test('200 concurrent requests each setting its own key: all 200 keys survive',
 
 t.test('200 concurrent update() increments: the counter is exactly 200', async (t) => {
   const { app, cookie } = await setup(t)
-  const results = await Promise.all(Array.from({ length: 200 }, () => post(app, '/increment', cookie)))
+  const results = await together(200, () => post(app, '/increment', cookie))
   t.same(results.map((r) => r.statusCode).filter((s) => s !== 200), [])
   t.equal((await dump(app, cookie)).counter, 200)
 })
@@ -87,17 +96,17 @@ t.test('update() across two processes sharing a store: compare-and-set retries l
   t.teardown(() => one.close())
   t.teardown(() => two.close())
   const cookie = sessionCookie(await one.inject('/seed')) as string
-  const results = await Promise.all(Array.from({ length: 60 }, (_, i) => post(i % 2 === 0 ? one : two, '/increment', cookie)))
+  const results = await together(60, (i) => post(i % 2 === 0 ? one : two, '/increment', cookie))
   t.same(results.map((r) => r.statusCode).filter((s) => s !== 200), [])
   t.equal((await dump(one, cookie)).counter, 60)
-  const keys = await Promise.all(Array.from({ length: 60 }, (_, i) => post(i % 2 === 0 ? one : two, `/set/p${i}`, cookie)))
+  const keys = await together(60, (i) => post(i % 2 === 0 ? one : two, `/set/p${i}`, cookie))
   t.same(keys.map((r) => r.statusCode).filter((s) => s !== 200), [])
   t.equal(Object.keys(await dump(two, cookie)).filter((k) => k.startsWith('p')).length, 60)
 })
 
 t.test('update() with in-place changes appends without losing items', async (t) => {
   const { app, cookie } = await setup(t)
-  await Promise.all(Array.from({ length: 50 }, () => post(app, '/push', cookie)))
+  await together(50, () => post(app, '/push', cookie))
   t.same((await dump(app, cookie)).list, Array.from({ length: 50 }, (_, i) => i + 1))
 })
 
@@ -110,7 +119,7 @@ t.test('update() on a new session creates it and sends the cookie', async (t) =>
 })
 
 t.test('an uncontended update() reads the store once (at load) and writes once', async (t) => {
-  const store = new CountingStore()
+  const store = new StoreSpy()
   t.teardown(() => store.close())
   const app = await build({ store }, routes)
   t.teardown(() => app.close())
@@ -122,19 +131,17 @@ t.test('an uncontended update() reads the store once (at load) and writes once',
 })
 
 t.test('update() that changes nothing writes nothing', async (t) => {
-  const store = new MemoryStore()
+  const store = new StoreSpy()
   t.teardown(() => store.close())
-  let writes = 0
-  const counting = { get: store.get.bind(store), destroy: store.destroy.bind(store), set: async (...args: Parameters<MemoryStore['set']>) => { writes++; return store.set(...args) } }
-  const app = await build({ store: counting }, (app) => {
+  const app = await build({ store }, (app) => {
     routes(app)
     app.post('/noop', async (req) => { await req.session.update(() => {}); return 'ok' })
   })
   t.teardown(() => app.close())
   const cookie = sessionCookie(await app.inject('/seed')) as string
-  writes = 0
+  store.reset()
   await post(app, '/noop', cookie)
-  t.equal(writes, 0)
+  t.equal(store.calls.set, 0)
 })
 
 t.test('a delete of a racing a set of b: a gone, b present, whichever commits last', async (t) => {
@@ -146,7 +153,6 @@ t.test('a delete of a racing a set of b: a gone, b present, whichever commits la
     t.equal(data.b, true, `${held} committed last: b present`)
   }
 })
-
 
 t.test('clear() racing a set: the later commit decides', async (t) => {
   const { app, cookie } = await setup(t)
@@ -168,6 +174,34 @@ t.test("conflict: 'error' answers 409 with the code; the winner's data stays", a
   const data = await dump(app, cookie)
   t.equal(data.fast, true)
   t.equal(data.slow, undefined)
+})
+
+t.test("conflict: 'overwrite' is last write wins", async (t) => {
+  const { app, cookie } = await setup(t, { conflict: 'overwrite' })
+  const [slow, fast] = await races.run(() => post(app, '/held-set/slow', cookie), () => post(app, '/set/fast', cookie))
+  t.equal(slow.statusCode, 200)
+  t.equal(fast.statusCode, 200)
+  const data = await dump(app, cookie)
+  t.equal(data.slow, true)
+  t.equal(data.fast, undefined, 'the earlier commit was overwritten')
+})
+
+t.test('a write racing a destroy does not bring the session back', async (t) => {
+  const { app, cookie } = await setup(t)
+  const [slow, logout] = await races.run(() => post(app, '/held-set/late', cookie), () => post(app, '/logout', cookie))
+  t.equal(logout.statusCode, 200)
+  t.equal(slow.statusCode, 409)
+  t.match(slow.json().message, /destroyed/)
+  t.same(await session(app, cookie), { data: {}, isNew: true })
+})
+
+t.test('a write racing a regenerate does not bring the old session back', async (t) => {
+  const { app, cookie } = await setup(t)
+  const [slow, login] = await races.run(() => post(app, '/held-set/late', cookie), () => post(app, '/login', cookie))
+  t.equal(login.statusCode, 200)
+  t.equal(slow.statusCode, 409, 'the old-id write is refused, not silently dropped')
+  t.same(await session(app, cookie), { data: {}, isNew: true }, 'old id stays dead')
+  t.same((await session(app, sessionCookie(login))).data, { user: 'bob' })
 })
 
 t.test('a route can override the conflict policy; bad route settings fail at startup', async (t) => {
@@ -203,12 +237,12 @@ t.test('a route can override the conflict policy; bad route settings fail at sta
 t.test('update() after the session was destroyed elsewhere fails with a conflict', async (t) => {
   const { app, store, cookie } = await setup(t)
   const app2 = await build({ store }, (app) => {
+    routes(app)
     app.post('/late-update', async (req) => {
       await races.wait()
       await req.session.update((s) => { s.set('x', 1) })
       return 'ok'
     })
-    app.post('/logout', async (req) => { await req.session.destroy(); return 'ok' })
   })
   t.teardown(() => app2.close())
   const [late] = await races.run(() => post(app2, '/late-update', cookie), () => post(app2, '/logout', cookie))

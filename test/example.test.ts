@@ -1,11 +1,12 @@
 import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
-import { once } from 'node:events'
+import { EventEmitter, once } from 'node:events'
 import { createServer } from 'node:net'
 import { resolve } from 'node:path'
 import { Writable } from 'node:stream'
 import { pathToFileURL } from 'node:url'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import { freePort } from './helpers/free-port'
 
 // The demo is plain ESM that imports the package by name (resolved to the built dist/),
 // so it is loaded with a real dynamic import. A string variable keeps TypeScript from
@@ -300,18 +301,15 @@ t.test('secret: SESSION_SECRET, else the demo secret with a warning', async (t) 
   await t.rejects(example.buildApp(), { code: 'FST_SESS_INVALID_OPTION', message: /secret/ }, 'a short secret fails startup')
 })
 
-async function freePort (): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  await once(server, 'close')
-  return port
-}
+// Startup and shutdown of a real process: bounded, never asserted as a timing.
+const PROCESS_DEADLINE_MS = 15_000
 
 interface Started {
   output: () => string
+  /** The exit code, once the process ended and its output is all read. */
   exit: Promise<number | null>
+  /** Resolves once the output holds `text`; rejects if the process ends first or the deadline passes. */
+  printed: (text: string) => Promise<void>
   stop: () => Promise<number | null>
 }
 
@@ -321,27 +319,37 @@ function start (env: Record<string, string | undefined>): Started {
     env: merged as NodeJS.ProcessEnv,
     stdio: ['ignore', 'pipe', 'pipe']
   })
-  let output = ''
-  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  const exit = once(child, 'exit').then(([code]) => code as number | null)
+  const output = new EventEmitter()
+  let text = ''
+  const collect = (chunk: Buffer): void => {
+    text += chunk.toString()
+    output.emit('data')
+  }
+  child.stdout.on('data', collect)
+  child.stderr.on('data', collect)
+  // 'close' rather than 'exit': it comes after the last of the output.
+  const exit = once(child, 'close').then(([code]) => code as number | null)
+  const printed = (wanted: string): Promise<void> => new Promise((resolve, reject) => {
+    const check = (): void => { if (text.includes(wanted)) finish() }
+    const timer = setTimeout(() => finish(new Error(`timed out waiting for ${JSON.stringify(wanted)}; output:\n${text}`)), PROCESS_DEADLINE_MS)
+    const finish = (err?: Error): void => {
+      clearTimeout(timer)
+      output.off('data', check)
+      if (err === undefined) resolve()
+      else reject(err)
+    }
+    output.on('data', check)
+    const ended = (): void => finish(text.includes(wanted) ? undefined : new Error(`server exited before ${JSON.stringify(wanted)}; output:\n${text}`))
+    exit.then(ended, ended)
+    check()
+  })
   return {
-    output: () => output,
+    output: () => text,
     exit,
+    printed,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
       return exit
-    }
-  }
-}
-
-async function waitFor (started: Started, text: string): Promise<void> {
-  const deadline = Date.now() + 15_000
-  while (!started.output().includes(text)) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${JSON.stringify(text)}; output:\n${started.output()}`)
-    const exited = await Promise.race([started.exit.then(() => true), new Promise((resolve) => setTimeout(resolve, 25, false))])
-    if (exited === true && !started.output().includes(text)) {
-      throw new Error(`server exited before ${JSON.stringify(text)}; output:\n${started.output()}`)
     }
   }
 }
@@ -350,7 +358,7 @@ t.test('example/server.mjs serves the flow over real HTTP', async (t) => {
   const port = await freePort()
   const server = start({ PORT: String(port), HOST: '127.0.0.1' })
   t.teardown(() => server.stop())
-  await waitFor(server, `Server listening at http://127.0.0.1:${port}`)
+  await server.printed(`Server listening at http://127.0.0.1:${port}`)
   t.match(server.output(), /"level":40.*SESSION_SECRET is not set/, 'warns about the demo secret')
 
   const base = `http://127.0.0.1:${port}`
@@ -385,27 +393,24 @@ t.test('example/server.mjs serves the flow over real HTTP', async (t) => {
 })
 
 t.test('example/server.mjs: SESSION_SECRET silences the warning; a bad or busy PORT fails fast', async (t) => {
-  const port = await freePort()
-  const server = start({ PORT: String(port), SESSION_SECRET: SECRET, LOG_LEVEL: 'warn' })
-  t.teardown(() => server.stop())
-  const deadline = Date.now() + 15_000
-  let ok = false
-  while (!ok && Date.now() < deadline) {
-    ok = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false)
-    if (!ok) await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-  t.ok(ok, 'listening on PORT, default host 127.0.0.1')
-  t.equal(await server.stop(), 0)
-  t.notMatch(server.output(), 'SESSION_SECRET is not set')
-
   const taken = createServer().listen(0, '127.0.0.1')
   await once(taken, 'listening')
   t.teardown(() => taken.close())
+  // Three processes at once: none depends on another.
+  const port = await freePort()
+  const server = start({ PORT: String(port), SESSION_SECRET: SECRET, LOG_LEVEL: 'info' })
+  t.teardown(() => server.stop())
   const busy = start({ PORT: String((taken.address() as { port: number }).port) })
+  const bad = start({ PORT: 'not-a-port' })
+
+  await server.printed(`Server listening at http://127.0.0.1:${port}`)
+  t.ok((await fetch(`http://127.0.0.1:${port}/healthz`)).ok, 'listening on PORT, default host 127.0.0.1')
+  t.equal(await server.stop(), 0)
+  t.notMatch(server.output(), 'SESSION_SECRET is not set')
+
   t.equal(await busy.exit, 1, 'a port in use ends the process with an error')
   t.match(busy.output(), 'could not start the server')
 
-  const bad = start({ PORT: 'not-a-port' })
   t.equal(await bad.exit, 1)
   t.match(bad.output(), 'PORT must be an integer')
 })

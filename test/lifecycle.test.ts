@@ -1,10 +1,10 @@
 import t from 'tap'
 import { build, sessionCookie, setCookieLine } from './helpers/app'
-import { CountingStore } from './helpers/counting-store'
+import { StoreSpy } from './helpers/store-spy'
 import { basicRoutes } from './helpers/routes'
 
 async function setup (t: tap.Test, options = {}) {
-  const store = new CountingStore()
+  const store = new StoreSpy()
   t.teardown(() => store.close())
   const app = await build({ store, ...options }, (app) => {
     basicRoutes(app)
@@ -102,7 +102,7 @@ t.test('saveUninitialized: true stores an untouched new session', async (t) => {
 })
 
 t.test('a route can set its own Cache-Control', async (t) => {
-  const store = new CountingStore()
+  const store = new StoreSpy()
   t.teardown(() => store.close())
   const app = await build({ store }, (app) => {
     app.get('/', async (req, reply) => {
@@ -176,7 +176,7 @@ t.test('absolute timeout: activity does not keep a session alive past it', async
 t.test('absolute timeout is checked from the record even if the store keeps it', async (t) => {
   let now = 1_700_000_000_000
   t.capture(Date, 'now', () => now)
-  const store = new CountingStore()
+  const store = new StoreSpy()
   t.teardown(() => store.close())
   const first = await build({ store, absoluteTimeout: 1000 }, (app) => { app.get('/w', async (req) => { req.session.set('a', 1); return 'ok' }) })
   const cookie = sessionCookie(await first.inject('/w'))
@@ -188,9 +188,25 @@ t.test('absolute timeout is checked from the record even if the store keeps it',
   t.equal((await second.inject({ url: '/r', headers: { cookie } })).body, 'none')
 })
 
+t.test('a cookie whose record is gone is answered from memory for a minute, then looked up again', async (t) => {
+  let now = 1_700_000_000_000
+  t.capture(Date, 'now', () => now)
+  const { app, store } = await setup(t)
+  const cookie = sessionCookie(await app.inject('/write'))
+  // Gone elsewhere: destroyed by another server, or expired.
+  await store.inner.destroy(store.keys[0])
+  store.reset()
+  for (let i = 0; i < 3; i++) t.same((await app.inject({ url: '/read', headers: { cookie } })).json(), { n: null, isNew: true })
+  t.equal(store.calls.get, 1, 'one lookup: later requests with the cookie are answered from memory')
+  now += 60_000
+  t.same((await app.inject({ url: '/read', headers: { cookie } })).json(), { n: null, isNew: true })
+  t.equal(store.calls.get, 2, 'a minute later the store is asked again')
+})
+
 t.test('idle deadline in the record is enforced even when the store returns it', async (t) => {
   const record = { data: { a: 1 }, version: 1, createdAt: Date.now() - 1000, expiresAt: Date.now() - 1 }
-  const store = { get: async () => record, set: async () => true, destroy: async () => {} }
+  const store = new StoreSpy({ faults: { get: { resolve: record } } })
+  t.teardown(() => store.close())
   const app = await build({ store }, (app) => { app.get('/r', async (req) => req.session.get('a') ?? 'none') })
   t.teardown(() => app.close())
   const seed = await build({}, (app) => { app.get('/w', async (req) => { req.session.set('x', 1); return 'ok' }) })
@@ -217,7 +233,7 @@ t.test('cookie.maxAge makes a persistent cookie refreshed when the session is wr
 })
 
 t.test('secure: auto sets Secure over https (trustProxy)', async (t) => {
-  const store = new CountingStore()
+  const store = new StoreSpy()
   t.teardown(() => store.close())
   const app = await build({ store }, (app) => { app.get('/w', async (req) => { req.session.set('a', 1); return 'ok' }) }, { trustProxy: true })
   t.teardown(() => app.close())
@@ -227,7 +243,7 @@ t.test('secure: auto sets Secure over https (trustProxy)', async (t) => {
 })
 
 t.test('cookie options: name, domain, strict, secure, partitioned', async (t) => {
-  const store = new CountingStore()
+  const store = new StoreSpy()
   t.teardown(() => store.close())
   const app = await build({ store, cookieName: '__Host-s', cookie: { domain: 'example.com', sameSite: 'none', secure: true, partitioned: true, httpOnly: false } },
     (app) => { app.get('/w', async (req) => { req.session.set('a', 1); return 'ok' }) })
@@ -241,7 +257,7 @@ t.test('cookie options: name, domain, strict, secure, partitioned', async (t) =>
 })
 
 t.test('route opt-out: no session work at all', async (t) => {
-  const store = new CountingStore()
+  const store = new StoreSpy()
   t.teardown(() => store.close())
   const app = await build({ store }, (app) => {
     app.get('/w', async (req) => { req.session.set('a', 1); return 'ok' })

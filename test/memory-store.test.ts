@@ -1,15 +1,21 @@
 import t from 'tap'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { MemoryStore } from '../src/index'
 import { record, storeConformance, uniqueKey } from './helpers/conformance'
 
-storeConformance(t, 'MemoryStore', {
-  make: async () => {
-    const store = new MemoryStore()
-    return { store, close: () => store.close() }
-  },
-  shortTtlMs: 50
-})
+storeConformance(t, 'MemoryStore', { make: async () => ({ store: new MemoryStore() }), clock: 'process' })
+
+/** Holds the timers MemoryStore starts, so a test runs its sweep when it chooses. */
+function heldIntervals (t: tap.Test): { started: Array<{ run: () => void, ms: number, timer: object }>, cleared: unknown[] } {
+  const started: Array<{ run: () => void, ms: number, timer: object }> = []
+  const cleared: unknown[] = []
+  t.capture(globalThis, 'setInterval', ((run: () => void, ms: number) => {
+    const timer = { unref: () => timer }
+    started.push({ run, ms, timer })
+    return timer
+  }) as unknown as typeof setInterval)
+  t.capture(globalThis, 'clearInterval', ((timer: unknown) => { cleared.push(timer) }) as typeof clearInterval)
+  return { started, cleared }
+}
 
 t.test('evicts the least recently used record past max', async (t) => {
   const store = new MemoryStore({ max: 3 })
@@ -39,13 +45,20 @@ t.test('a full large store evicts the least recently used 1% at once', async (t)
   t.ok(await store.get(keys[1000]), 'the newest survives')
 })
 
-t.test('sweeps expired records in the background', async (t) => {
+t.test('sweeps expired records in the background, every sweepInterval seconds', async (t) => {
+  let now = 1_700_000_000_000
+  t.capture(Date, 'now', () => now)
+  const { started } = heldIntervals(t)
   const store = new MemoryStore({ sweepInterval: 0.02 })
   t.teardown(() => store.close())
+  t.same(started.map((s) => s.ms), [20], 'one timer, in milliseconds')
   await store.set(uniqueKey(), record({}, 1, 10), 0)
   await store.set(uniqueKey(), record({}, 1, 60_000), 0)
-  await sleep(80)
-  t.equal(store.size, 1)
+  started[0].run()
+  t.equal(store.size, 2, 'nothing expired yet')
+  now += 10
+  started[0].run()
+  t.equal(store.size, 1, 'the expired record is swept without being read')
 })
 
 t.test('stored data is a copy, not shared', async (t) => {
@@ -65,8 +78,10 @@ t.test('rejects bad options by name', async (t) => {
 })
 
 t.test('close stops the sweep and empties the store', async (t) => {
+  const { started, cleared } = heldIntervals(t)
   const store = new MemoryStore()
   await store.set(uniqueKey(), record({}), 0)
   await store.close()
   t.equal(store.size, 0)
+  t.same(cleared, started.map((s) => s.timer), 'the sweep timer is cleared')
 })

@@ -1,13 +1,12 @@
 import t from 'tap'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { storeKey } from '../src/crypto/ids'
 import fastifySessions, { RedisStore, type RedisStoreOptions } from '../src/index'
 import { record, storeConformance, uniqueKey } from './helpers/conformance'
 import {
   cli, redisUnavailable, startCluster, startSentinel, startStandalone, waitFor,
-  type SentinelSetup, type Standalone
+  type ClusterSetup, type SentinelSetup, type Standalone
 } from './helpers/redis-servers'
 
 const HOST = '127.0.0.1'
@@ -52,7 +51,8 @@ function conformance (t: tap.Test, topology: string, connect: () => Client): voi
       const client = connect()
       const store = new RedisStore({ client, prefix: uniquePrefix(topology) })
       return { store, close: async () => client.disconnect() }
-    }
+    },
+    clock: 'server'
   })
 }
 
@@ -121,16 +121,31 @@ function tracked (t: tap.Test): unknown[] {
   return rejections
 }
 
+/** Starts a server setup now, for a test to await later; a failed start fails that test. */
+function startEarly<S extends { stop (): Promise<void> }> (t: tap.Test, start: () => Promise<S>): Promise<S> {
+  const started = start()
+  // Stopped at the end of the file too, should the test that awaits it not run.
+  t.teardown(async () => (await started.catch(() => undefined))?.stop())
+  started.catch(() => {})
+  return started
+}
+
 if (!redisUnavailable(t)) {
-  t.test('standalone', standaloneTests)
-  t.test('cluster', clusterTests)
-  t.test('sentinel', sentinelTests)
-  t.test('outage: a dead Redis gives 503 within storeTimeout, then traffic resumes', outageTest)
+  // Each topology has servers of its own, and most of its time is waiting: for servers to
+  // start (Sentinel above all), for records to expire, for a failover. They run together.
+  t.jobs = 4
+  const standalone = startEarly(t, startStandalone)
+  const cluster = startEarly(t, startCluster)
+  const sentinel = startEarly(t, startSentinel)
+  const outage = startEarly(t, startStandalone)
+  t.test('standalone', async (t) => standaloneTests(t, await standalone))
+  t.test('cluster', async (t) => clusterTests(t, await cluster))
+  t.test('sentinel', async (t) => sentinelTests(t, await sentinel))
+  t.test('outage: a dead Redis gives 503 within storeTimeout, then traffic resumes', async (t) => outageTest(t, await outage))
   t.test('rejects bad options by name', optionTests)
 }
 
-async function standaloneTests (t: tap.Test): Promise<void> {
-  const redis = await startStandalone()
+async function standaloneTests (t: tap.Test, redis: Standalone): Promise<void> {
   const clients: Client[] = []
   const connect = (extra?: RedisOptions): Redis => {
     const client = standaloneClient(redis.port, extra)
@@ -350,8 +365,7 @@ function timeoutTests (t: tap.Test, redis: Standalone, connect: () => Redis): vo
   })
 }
 
-async function clusterTests (t: tap.Test): Promise<void> {
-  const cluster = await startCluster()
+async function clusterTests (t: tap.Test, cluster: ClusterSetup): Promise<void> {
   t.teardown(() => cluster.stop())
   conformance(t, 'cluster', () => new Cluster(cluster.nodes))
 
@@ -371,8 +385,7 @@ async function clusterTests (t: tap.Test): Promise<void> {
   })
 }
 
-async function sentinelTests (t: tap.Test): Promise<void> {
-  const setup = await startSentinel()
+async function sentinelTests (t: tap.Test, setup: SentinelSetup): Promise<void> {
   t.teardown(() => setup.stop())
   conformance(t, 'sentinel', () => sentinelClient(setup))
   t.test('sentinel: sessions survive a failover; requests during it succeed or fail cleanly', (t) => failoverTest(t, setup))
@@ -432,27 +445,35 @@ async function trafficDuringFailover (app: FastifyInstance, cookies: string[], s
   return { switched, writesAfter, bad, statuses }
 }
 
-async function outageTest (t: tap.Test): Promise<void> {
+async function outageTest (t: tap.Test, redis: Standalone): Promise<void> {
   const rejections = tracked(t)
-  const redis = await startStandalone()
   t.teardown(() => redis.stop())
   const client = own(t, standaloneClient(redis.port, { maxRetriesPerRequest: 1, retryStrategy: () => 100 }))
   client.on('error', () => {}) // refused connections during the outage are expected
   const app = await buildApp(t, new RedisStore({ client, prefix: uniquePrefix('outage') }), 0.5)
   const cookies = await Promise.all(['a', 'b', 'c'].map((user) => login(app, user)))
   const traffic = { stop: false, bad: [] as string[], count: 0 }
+  // Resolves once the traffic has made `count` more requests.
+  let onRequest = (): void => {}
+  const more = (count: number): Promise<void> => new Promise((resolve) => {
+    const until = traffic.count + count
+    onRequest = () => { if (traffic.count >= until) resolve() }
+  })
   const running = (async () => {
-    for (let i = 0; !traffic.stop && i < 10_000; i++, traffic.count++) {
+    for (let i = 0; !traffic.stop && i < 10_000; i++) {
       const problem = badResponse(await app.inject({ url: '/me', headers: withCookie(cookies[i % 3]) }))
       if (problem !== undefined) traffic.bad.push(problem)
+      traffic.count++
+      onRequest()
     }
   })()
-  await sleep(100)
+  await more(10)
   await redis.server.kill('SIGKILL')
-  await sleep(100)
+  // Each request to the dead server may take up to storeTimeout: a few are enough.
+  await more(3)
   traffic.stop = true
   await running
-  t.ok(traffic.count > 0)
+  t.ok(traffic.count >= 13, 'requests before and after the crash')
   t.same(traffic.bad, [], 'traffic across the crash: 200 or a clean 503')
   await checkDown(t, app, cookies)
   await redis.server.restart()

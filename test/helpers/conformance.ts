@@ -2,11 +2,20 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { SessionRecord, SessionStore } from '../../src/store'
 
 export interface ConformanceOptions {
-  /** A fresh store for one sub-test, and how to dispose of it afterwards. */
+  /** A fresh store for one sub-test. `close` defaults to the store's own close(). */
   make: () => Promise<{ store: SessionStore, close?: () => Promise<void> }>
-  /** Smallest lifetime the backend expires reliably, in ms (memcached counts whole seconds). */
+  /**
+   * Whose clock ends records. 'process': the store compares expiresAt with Date.now() in
+   * this process, so the suite moves a fake clock. 'server': a server drops records on its
+   * own clock, so the suite waits for real, the only real waits in the tests.
+   */
+  clock: 'process' | 'server'
+  /** 'server' only: the shortest lifetime it expires reliably, in ms (memcached counts whole seconds). Default 100. */
   shortTtlMs?: number
 }
+
+// How long past an expiry a server is given to drop the record.
+const SERVER_MARGIN_MS = 250
 
 let counter = 0
 /** A store key shaped like the real ones (43 base64url characters), unique per call. */
@@ -20,14 +29,28 @@ export function record (data: Record<string, unknown>, version = 1, ttlMs = 60_0
   return { data, version, createdAt: now, expiresAt: now + ttlMs }
 }
 
-/** The behaviour every SessionStore must show; each store's test file runs it. */
+/** Lets `ms` pass for the store: on a fake clock at once, on a server's clock for real. */
+type Elapse = (ms: number) => Promise<void>
+
+function clockFor (t: tap.Test, clock: ConformanceOptions['clock']): Elapse {
+  if (clock === 'server') return (ms) => sleep(ms + SERVER_MARGIN_MS)
+  let now = Date.now()
+  t.capture(Date, 'now', () => now)
+  return async (ms) => { now += ms + 1 }
+}
+
+/**
+ * The behaviour every SessionStore must show. A store's test file runs it in one call:
+ * `storeConformance(t, 'MemoryStore', { make: async () => ({ store: new MemoryStore() }), clock: 'process' })`.
+ */
 export function storeConformance (t: tap.Test, name: string, options: ConformanceOptions): void {
-  const shortTtl = options.shortTtlMs ?? 100
-  const check = (title: string, body: (t: tap.Test, store: SessionStore) => Promise<void>): void => {
+  const shortTtl = options.clock === 'server' ? options.shortTtlMs ?? 100 : 1000
+  const check = (title: string, body: (t: tap.Test, store: SessionStore, elapse: Elapse) => Promise<void>): void => {
     t.test(`${name}: ${title}`, async (t) => {
-      const { store, close } = await options.make()
-      t.teardown(async () => close?.())
-      await body(t, store)
+      const elapse = clockFor(t, options.clock)
+      const { store, close = async () => store.close?.() } = await options.make()
+      t.teardown(close)
+      await body(t, store, elapse)
     })
   }
 
@@ -42,32 +65,35 @@ export function storeConformance (t: tap.Test, name: string, options: Conformanc
     t.equal(await store.get(uniqueKey()), undefined)
   })
 
-  check('records expire at expiresAt', async (t, store) => {
+  check('records expire at expiresAt, and an expired record counts as missing', async (t, store, elapse) => {
     const key = uniqueKey()
     t.equal(await store.set(key, record({ a: 1 }, 1, shortTtl), 0), true)
     t.ok(await store.get(key), 'present before expiry')
-    await sleep(shortTtl + 250)
+    await elapse(shortTtl)
     t.equal(await store.get(key), undefined, 'gone after expiry')
+    t.equal(await store.set(key, record({ a: 2 }, 1), 0), true, 'a create over an expired record succeeds')
+    t.same((await store.get(key))?.data, { a: 2 })
   })
 
-  check('touch moves the expiry and keeps the data', async (t, store) => {
+  check('touch moves the expiry of a live record only, keeps its data and never creates one', async (t, store, elapse) => {
     if (store.touch === undefined) {
       t.pass('store has no touch')
       return
     }
-    const key = uniqueKey()
-    const written = record({ a: 'kept' }, 1, shortTtl)
-    await store.set(key, written, 0)
+    const [kept, lapsed, missing] = [uniqueKey(), uniqueKey(), uniqueKey()]
+    await store.set(kept, record({ a: 'kept' }, 1, shortTtl), 0)
+    await store.set(lapsed, record({ a: 'lapsed' }, 1, shortTtl), 0)
     const later = Date.now() + 60_000
-    await store.touch(key, later)
-    await sleep(shortTtl + 250)
-    const read = await store.get(key)
+    t.equal(await store.touch(kept, later), true, 'a live record: true')
+    t.equal(await store.touch(missing, later), false, 'a missing record: false')
+    t.equal(await store.get(missing), undefined, 'touch never creates a record')
+    await elapse(shortTtl)
+    const read = await store.get(kept)
     t.same(read?.data, { a: 'kept' }, 'data survives past the old expiry')
     t.equal(read?.version, 1, 'version unchanged')
     t.equal(read?.expiresAt, later, 'new expiry stored')
-    const missing = uniqueKey()
-    await store.touch(missing, later)
-    t.equal(await store.get(missing), undefined, 'touch never creates a record')
+    t.equal(await store.touch(lapsed, later), false, 'an expired record: false')
+    t.equal(await store.get(lapsed), undefined, 'touch never brings an expired record back')
   })
 
   check('destroy removes a record and ignores a missing one', async (t, store) => {
@@ -86,6 +112,8 @@ export function storeConformance (t: tap.Test, name: string, options: Conformanc
     t.same((await store.get(key))?.data, { v: 1 })
     t.equal(await store.set(key, record({ v: 2 }, 2), 1), true, 'right expected version')
     t.same(await store.get(key).then((r) => [r?.data, r?.version]), [{ v: 2 }, 2])
+    t.equal(await store.set(key, record({ v: 'z' }, 2), 1), false, 'stale expected version')
+    t.same(await store.get(key).then((r) => [r?.data, r?.version]), [{ v: 2 }, 2], 'a refused write changes nothing')
     await store.destroy(key)
     t.equal(await store.set(key, record({ v: 3 }, 3), 2), false, 'update of a destroyed record')
   })
@@ -121,6 +149,19 @@ export function storeConformance (t: tap.Test, name: string, options: Conformanc
     }
     await store.set(key, record(data), 0)
     t.same((await store.get(key))?.data, data)
+  })
+
+  check('own __proto__ and constructor keys read back as data, touching no prototype', async (t, store) => {
+    const key = uniqueKey()
+    // JSON.parse makes own properties of these names, as a session value read from a form can hold.
+    const json = '{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}},"nested":{"__proto__":[1]}}'
+    await store.set(key, record(JSON.parse(json)), 0)
+    const data = (await store.get(key))?.data as Record<string, unknown>
+    t.equal(JSON.stringify(data), json, 'every key and value, in order')
+    t.ok(Object.hasOwn(data, '__proto__'), '__proto__ is an own key')
+    t.equal(Object.getPrototypeOf(data), Object.prototype, 'the prototype is untouched')
+    t.ok(Object.hasOwn(data.nested as object, '__proto__'), 'at any depth')
+    t.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype polluted')
   })
 
   check('keys are independent', async (t, store) => {

@@ -1,29 +1,28 @@
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { FastifySessionsOptions } from '../../src/index'
 import { build, sessionCookie } from './app'
-import { FaultyStore } from './faulty-store'
+import { StoreSpy } from './store-spy'
 import { logLines, type LogLine } from './log-lines'
 import { stateRoutes } from './routes'
 
-/** Registration options, with `storeTimeout` (seconds) whichever way the option type reads. */
-export type Options = Partial<FastifySessionsOptions> & { storeTimeout?: number }
+export type Options = Partial<FastifySessionsOptions>
 
 export interface FaultyApp {
   app: FastifyInstance
-  store: FaultyStore
+  store: StoreSpy
   /** Every log line, from debug up. */
   lines: LogLine[]
 }
 
-/** An app on a FaultyStore with the state routes and the test's own, closed when the test ends. */
+/** An app on a StoreSpy with the state routes and the test's own, closed when the test ends. */
 export async function faultyApp (
   t: tap.Test,
   options: Options = {},
-  routes: (app: FastifyInstance, store: FaultyStore) => void = () => {}
+  routes: (app: FastifyInstance, store: StoreSpy) => void = () => {}
 ): Promise<FaultyApp> {
-  const store = new FaultyStore()
+  const store = new StoreSpy()
   const { lines, logger } = logLines()
-  const app = await build({ store, ...options } as Partial<FastifySessionsOptions>, (app) => {
+  const app = await build({ store, ...options }, (app) => {
     stateRoutes(app)
     routes(app, store)
   }, { logger })

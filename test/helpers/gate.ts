@@ -39,18 +39,37 @@ export class Races {
   }
 }
 
-/** Holds `count` handlers until every one of them has arrived: they all read the same copy before any commits. */
+/**
+ * Holds handlers until the expected number of them are waiting, then lets them all go at
+ * once: every request of a burst has loaded its session before any of them commits, the
+ * most overlap concurrent requests can have, every run alike. Waits with no burst expected
+ * pass straight through.
+ */
 export class Barrier {
-  #left: number
-  #release!: () => void
-  #released = new Promise<void>((resolve) => { this.#release = resolve })
+  #expected = 0
+  #waiting = 0
+  #release: () => void = () => {}
+  #released = Promise.resolve()
 
-  constructor (count: number) {
-    this.#left = count
+  /** With a count: expects that many waits at once. */
+  constructor (count = 0) {
+    if (count > 0) this.expect(count)
   }
 
-  async wait (): Promise<void> {
-    if (--this.#left === 0) this.#release()
-    await this.#released
+  /** Holds the next `count` waits until the last of them arrives. */
+  expect (count: number): void {
+    this.#expected = count
+    this.#waiting = 0
+    this.#released = new Promise<void>((resolve) => { this.#release = resolve })
+  }
+
+  wait (): Promise<void> {
+    if (this.#expected === 0) return Promise.resolve()
+    const released = this.#released
+    if (++this.#waiting === this.#expected) {
+      this.#expected = 0
+      this.#release()
+    }
+    return released
   }
 }

@@ -3,15 +3,14 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { freePort } from './free-port'
 
 const HOST = '127.0.0.1'
 const READY_TIMEOUT_MS = 15_000
 const live = new Set<ChildProcess>()
-const taken = new Set<number>()
 const dirs = new Set<string>()
 
 let closing = false
@@ -51,27 +50,6 @@ export function redisUnavailable (t: tap.Test): boolean {
   t.comment(`skipping the Redis tests: ${reason}`)
   t.plan(0, reason)
   return true
-}
-
-function portFree (port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = createServer()
-    probe.once('error', () => resolve(false))
-    probe.listen(port, HOST, () => probe.close(() => resolve(true)))
-  })
-}
-
-/** A free port whose cluster bus port (+10000) is free too, below 55535. */
-export async function freePort (): Promise<number> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 20_000 + Math.floor(Math.random() * 25_000)
-    if (taken.has(port)) continue
-    if (await portFree(port) && await portFree(port + 10_000)) {
-      taken.add(port)
-      return port
-    }
-  }
-  throw new Error('no free port pair found')
 }
 
 /** Runs redis-cli against a port and resolves its trimmed output. */
@@ -189,7 +167,9 @@ function sentinelConfig (port: number, dir: string, name: string, masterPort: nu
 export async function startSentinel (name = 'sessions'): Promise<SentinelSetup> {
   const dir = await tempDir()
   const [masterPort, replicaPort, sentinelPort] = [await freePort(), await freePort(), await freePort()]
-  const master = await startProcess(masterPort, serverArgs(masterPort, dir, ['--dbfilename', 'master.rdb']))
+  // A master waits repl-diskless-sync-delay (5 s by default) for more replicas before the
+  // first sync; there is only one.
+  const master = await startProcess(masterPort, serverArgs(masterPort, dir, ['--dbfilename', 'master.rdb', '--repl-diskless-sync-delay', '0']))
   const replica = await startProcess(replicaPort, serverArgs(replicaPort, dir, ['--dbfilename', 'replica.rdb', '--replicaof', HOST, String(masterPort)]))
   const conf = join(dir, 'sentinel.conf')
   await writeFile(conf, sentinelConfig(sentinelPort, dir, name, masterPort))

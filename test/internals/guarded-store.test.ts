@@ -2,10 +2,9 @@ import t from 'tap'
 import { StoreUnavailableError, UnusableRecordError } from '../../src/errors'
 import { GuardedStore } from '../../src/guarded-store'
 import { KeyedQueue } from '../../src/keyed-queue'
-import { MemoryStore } from '../../src/index'
-import type { SessionRecord, SessionStore } from '../../src/store'
+import type { SessionRecord } from '../../src/store'
+import { StoreSpy } from '../helpers/store-spy'
 
-const never = <T>(): Promise<T> => new Promise<T>(() => {})
 const record = (): SessionRecord => ({ data: { a: 1 }, version: 1, createdAt: Date.now(), expiresAt: Date.now() + 60_000 })
 
 t.test('the keyed queue runs tasks of one key in order and forgets idle keys', async (t) => {
@@ -29,11 +28,8 @@ t.test('the keyed queue runs tasks of one key in order and forgets idle keys', a
 
 t.test('store failures of any shape become FST_SESS_STORE_UNAVAILABLE, with the cause kept', async (t) => {
   const original = new StoreUnavailableError('write', 'failed')
-  const store: SessionStore = {
-    get: async () => { throw 'a string' }, // eslint-disable-line no-throw-literal
-    set: async () => { throw original },
-    destroy: () => { throw new Error('thrown, not rejected') }
-  }
+  const store = new StoreSpy({ touch: false, faults: { get: { reject: 'a string' }, set: { reject: original }, destroy: 'throw' } })
+  t.teardown(() => store.close())
   const guarded = new GuardedStore(store, 1000)
   await t.rejects(guarded.get('k'), { code: 'FST_SESS_STORE_UNAVAILABLE', message: /read failed/, cause: 'a string' })
   await t.rejects(guarded.set('k', record(), 0), original)
@@ -42,15 +38,8 @@ t.test('store failures of any shape become FST_SESS_STORE_UNAVAILABLE, with the 
 })
 
 t.test('every call is bounded, and a call that never settles does not hold up later ones', async (t) => {
-  const inner = new MemoryStore()
-  t.teardown(() => inner.close())
-  let hang = true
-  const store: SessionStore = {
-    get: (key) => hang ? never() : inner.get(key),
-    set: (key, r, v) => hang ? never() : inner.set(key, r, v),
-    destroy: (key) => hang ? never() : inner.destroy(key),
-    touch: (key, at) => hang ? never() : inner.touch(key, at)
-  }
+  const store = new StoreSpy({ faults: { get: 'hang', set: 'hang', destroy: 'hang', touch: 'hang' } })
+  t.teardown(() => store.close())
   const guarded = new GuardedStore(store, 50)
   await t.rejects(guarded.get('k'), { code: 'FST_SESS_STORE_UNAVAILABLE', message: /read timed out after 0.05 s/ })
   await t.rejects(guarded.touch('k', 1), { code: 'FST_SESS_STORE_UNAVAILABLE', message: /touch timed out/ })
@@ -60,7 +49,7 @@ t.test('every call is bounded, and a call that never settles does not hold up la
   await t.rejects(stuck, { message: /timed out/ })
   await t.rejects(queued, { message: /write timed out/ }, 'the wait in the queue counts')
   t.notOk(ran, 'a task whose request gave up never starts')
-  hang = false
+  store.heal()
   t.equal(await guarded.exclusive('k', 'write', () => guarded.set('k', record(), 0)), true, 'the next write goes through')
   t.equal(await guarded.touch('k', Date.now() + 1000), true)
 })
@@ -72,9 +61,13 @@ t.test('records the plugin cannot use are told apart from store failures', async
     { data: {}, version: 1, createdAt: '1', expiresAt: 2 }
   ]
   for (const shape of shapes) {
-    const guarded = new GuardedStore({ get: async () => shape as SessionRecord, set: async () => true, destroy: async () => {} }, 1000)
+    const store = new StoreSpy({ faults: { get: { resolve: shape } } })
+    t.teardown(() => store.close())
+    const guarded = new GuardedStore(store, 1000)
     await t.rejects(guarded.get('k'), UnusableRecordError, JSON.stringify(shape))
   }
-  const thrown = new GuardedStore({ get: async () => { throw new UnusableRecordError('bad bytes') }, set: async () => true, destroy: async () => {} }, 1000)
+  const failing = new StoreSpy({ faults: { get: { reject: new UnusableRecordError('bad bytes') } } })
+  t.teardown(() => failing.close())
+  const thrown = new GuardedStore(failing, 1000)
   await t.rejects(thrown.get('k'), { code: 'FST_SESS_UNUSABLE_RECORD', message: /bad bytes/ })
 })

@@ -2,7 +2,7 @@ import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { sessionCookie } from '../helpers/app'
 import { assertUnavailable, dump, faultyApp, seed } from '../helpers/faulty-app'
-import type { StoreMethod } from '../helpers/faulty-store'
+import type { StoreMethod } from '../helpers/store-spy'
 import { failOnHang } from '../helpers/hang'
 
 // Short, so that a call that never settles fails its request quickly.
@@ -37,7 +37,7 @@ t.test('while the store is down, a route that never touches the session answers;
   failOnHang(t)
   const { app, store } = await faultyApp(t)
   const cookie = await seed(app)
-  store.always('get', 'reject')
+  store.fail('get', 'reject')
   const anon = await app.inject({ url: '/anon', headers: { cookie } })
   t.equal(anon.statusCode, 200, 'a route that never touches the session answers')
   t.equal(anon.body, 'hello')
@@ -49,7 +49,7 @@ t.test('a failed commit is tried once: the error reply does not write again', as
   const { app, store } = await faultyApp(t)
   const cookie = await seed(app)
   store.reset()
-  store.always('set', 'reject')
+  store.fail('set', 'reject')
   assertUnavailable(t, await put(app, cookie, 'n', '1'), 'set rejects')
   t.equal(store.calls.set, 1, 'one write')
 })
@@ -59,7 +59,7 @@ t.test('commits queued behind a write that never settles give up within storeTim
   const { app, store } = await faultyApp(t, BOUNDED)
   const cookie = await seed(app)
   store.reset()
-  store.always('set', 'hang')
+  store.fail('set', 'hang')
   const responses = await Promise.all(Array.from({ length: 5 }, (_, i) => put(app, cookie, 'n', String(i))))
   responses.forEach((res, i) => assertUnavailable(t, res, `write ${i}`))
   t.equal(store.calls.set, 1, 'the store saw one write')
@@ -75,7 +75,7 @@ t.test('a login whose new record cannot be written fails with 503 and leaves the
     })
   })
   const cookie = await seed(app, 'cart', 'apple')
-  store.always('set', 'reject')
+  store.fail('set', 'reject')
   const res = await app.inject({ method: 'POST', url: '/login', headers: { cookie } })
   assertUnavailable(t, res, 'login')
   t.equal(sessionCookie(res), undefined, 'the browser keeps its cookie')
