@@ -4,7 +4,7 @@ import t from 'tap'
 import { storeKey } from '../src/crypto/ids'
 import { RedisStore, type FastifySessionsOptions, type SessionRecord } from '../src/index'
 import { build, OLD_SECRET, SECRET, sessionCookie } from './helpers/app'
-import { redisUnavailable, startStandalone } from './helpers/redis-servers'
+import { redisForTest } from './helpers/redis-servers'
 import { StoreSpy } from './helpers/store-spy'
 
 const MODES = ['never', 'always', 'auto'] as const
@@ -85,11 +85,8 @@ t.test('records sealed under an older secret open while it is listed', async (t)
 
 t.test('encryptAtRest on a real Redis: HGETALL shows no plaintext', async (t) => {
   // What Redis sees does not depend on where the AES ran: the offload modes are covered above.
-  if (redisUnavailable(t)) return
-  const redis = await startStandalone()
-  t.teardown(() => redis.stop())
-  const client = new Redis({ host: '127.0.0.1', port: redis.port })
-  t.teardown(() => client.disconnect())
+  const client = await redisForTest(t)
+  if (client === undefined) return
   const prefix = 'rest:'
   const server = await app(t, { store: new RedisStore({ client, prefix }) })
   const cookie = sessionCookie(await server.inject('/write'))

@@ -2,6 +2,7 @@
 // Never touches the system Redis on 6379: every port is picked above 20000.
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { rmSync } from 'node:fs'
+import { Redis } from 'ioredis'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -141,6 +142,19 @@ export async function startStandalone (): Promise<Standalone> {
   const port = await freePort()
   const server = await startProcess(port, serverArgs(port, dir))
   return { port, server, stop: () => stopAll([server], dir) }
+}
+
+/**
+ * A standalone redis-server of the test's own and a client on it, both stopped when the test
+ * ends; undefined (the test skipped, or failed under CI) when there is no redis-server.
+ */
+export async function redisForTest (t: tap.Test): Promise<Redis | undefined> {
+  if (redisUnavailable(t)) return undefined
+  const redis = await startStandalone()
+  t.teardown(() => redis.stop())
+  const client = new Redis({ host: '127.0.0.1', port: redis.port })
+  t.teardown(() => client.disconnect())
+  return client
 }
 
 export interface SentinelSetup {

@@ -6,23 +6,14 @@ import { resolveOptions } from '../../src/options'
 import { Session, type SessionContext } from '../../src/session'
 import { MAX_ATTEMPTS, type Backoff } from '../../src/write-record'
 import { SECRET } from '../helpers/app'
+import { fakeBackend } from '../helpers/fake-backend'
 
 const options = resolveOptions({ secret: SECRET })
 const record = () => ({ data: { n: 1 }, version: 3, createdAt: Date.now(), expiresAt: Date.now() + 60_000 })
 
-/** A backend that runs tasks at once and answers compare-and-set as told. */
+/** A backend that answers compare-and-set as told. */
 function backend (compareAndSet: Backend['compareAndSet'], read: Backend['read'] = async () => record()): Backend {
-  const unused = (): never => { throw new Error('not used here') }
-  return {
-    maxCookieBytes: Infinity,
-    load: unused,
-    read,
-    compareAndSet,
-    touch: () => true,
-    destroy: async () => {},
-    exclusive: (_state, _operation, task) => task(),
-    issue: unused
-  }
+  return fakeBackend({ compareAndSet, read })
 }
 
 function session (b: Backend, backoff: Backoff = async () => {}): Session {

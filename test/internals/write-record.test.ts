@@ -5,22 +5,13 @@ import { resolveOptions } from '../../src/options'
 import type { SessionRecord } from '../../src/store'
 import { MAX_ATTEMPTS, writeRecord, type Backoff } from '../../src/write-record'
 import { SECRET } from '../helpers/app'
+import { fakeBackend } from '../helpers/fake-backend'
 
 const options = resolveOptions({ secret: SECRET })
 
-/** A backend whose compare-and-set and read are the test's; every other member is unused. */
+/** A backend whose compare-and-set and read are the test's. */
 function backendWith (compareAndSet: Backend['compareAndSet'], read: Backend['read']): Backend {
-  const unused = (): never => { throw new Error('not used here') }
-  return {
-    maxCookieBytes: Infinity,
-    load: unused,
-    read,
-    compareAndSet,
-    touch: unused,
-    destroy: unused,
-    exclusive: unused,
-    issue: unused
-  }
+  return fakeBackend({ compareAndSet, read })
 }
 
 function state (version: number, data: Record<string, unknown> = { a: 1 }): SessionState {

@@ -2,13 +2,12 @@ import t from 'tap'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { Redis } from 'ioredis'
 import { RedisStore } from '../../src/index'
 import { build, sessionCookie } from '../helpers/app'
 import { replyCode } from '../helpers/faulty-app'
 import { Barrier } from '../helpers/gate'
 import { failOnHang } from '../helpers/hang'
-import { redisUnavailable, startStandalone } from '../helpers/redis-servers'
+import { redisForTest } from '../helpers/redis-servers'
 
 const TABS = 12
 
@@ -49,11 +48,8 @@ async function burst (app: FastifyInstance, cookie: string, url: string, query: 
 }
 
 t.test('RedisStore, default merge policy: concurrent requests on one session', async (t) => {
-  if (redisUnavailable(t)) return
-  const redis = await startStandalone()
-  t.teardown(() => redis.stop())
-  const client = new Redis({ host: '127.0.0.1', port: redis.port })
-  t.teardown(() => client.disconnect())
+  const client = await redisForTest(t)
+  if (client === undefined) return
   const app = await build({ store: new RedisStore({ client }) }, cartRoutes)
   t.teardown(() => app.close())
 

@@ -1,13 +1,12 @@
 import t from 'tap'
 import { createHash } from 'node:crypto'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { Redis } from 'ioredis'
 import { RedisStore } from '../../src/index'
 import { build, sessionCookie } from '../helpers/app'
 import { dump, faultyApp, idOf, seed } from '../helpers/faulty-app'
 import { failOnHang } from '../helpers/hang'
 import { DEBUG, logLines, sessionWarnings, type LogLine } from '../helpers/log-lines'
-import { redisUnavailable, startStandalone } from '../helpers/redis-servers'
+import { redisForTest } from '../helpers/redis-servers'
 import { stateRoutes } from '../helpers/routes'
 
 /** GET /whoami reads a value, then everything. */
@@ -96,11 +95,9 @@ t.test('a forged or unknown cookie gives a fresh session and a debug line, never
 })
 
 t.test('RedisStore: a record whose data is truncated JSON gives a fresh session on every route, and is deleted', async (t) => {
-  if (redisUnavailable(t)) return
-  const redis = await startStandalone()
-  t.teardown(() => redis.stop())
-  const client = new Redis({ host: '127.0.0.1', port: redis.port })
-  t.teardown(() => client.disconnect())
+  const found = await redisForTest(t)
+  if (found === undefined) return
+  const client = found
   const { lines, logger } = logLines()
   const app = await build({ store: new RedisStore({ client }) }, (app) => {
     stateRoutes(app)

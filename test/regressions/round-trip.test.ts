@@ -1,11 +1,10 @@
 import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { Redis } from 'ioredis'
 import { CookieStore, MemoryStore, RedisStore, type FastifySessionsOptions } from '../../src/index'
 import { build, sessionCookie, setCookieLine } from '../helpers/app'
 import { faultyApp } from '../helpers/faulty-app'
 import { failOnHang } from '../helpers/hang'
-import { redisUnavailable, startStandalone } from '../helpers/redis-servers'
+import { redisForTest } from '../helpers/redis-servers'
 import { stateRoutes } from '../helpers/routes'
 
 interface Inspected {
@@ -82,11 +81,8 @@ t.test('any value set() accepts reads back intact, keys like __proto__ included'
   t.test('MemoryStore with encryptAtRest', async (t) => roundTrips(t, on({ store: new MemoryStore(), encryptAtRest: true })))
   t.test('CookieStore', async (t) => roundTrips(t, on({ store: new CookieStore() })))
   t.test('RedisStore', async (t) => {
-    if (redisUnavailable(t)) return
-    const redis = await startStandalone()
-    t.teardown(() => redis.stop())
-    const client = new Redis({ host: '127.0.0.1', port: redis.port })
-    t.teardown(() => client.disconnect())
+    const client = await redisForTest(t)
+    if (client === undefined) return
     roundTrips(t, on({ store: new RedisStore({ client }) }))
   })
 })
