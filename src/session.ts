@@ -72,6 +72,9 @@ export class Session {
   #cookieOptions: ResolvedCookie | undefined
   #cookieSent = false
   #ended = false
+  // The last commit failed and nothing changed since: the error reply that usually follows
+  // does not try the same commit again.
+  #failed = false
   #inUpdate = false
 
   /** @internal The plugin creates sessions; applications never need to. */
@@ -102,7 +105,7 @@ export class Session {
   }
 
   set<K extends keyof SessionData & string> (key: K, value: SessionData[K] | undefined): void {
-    this.#usable('set')
+    this.#changing('set')
     checkKey(key)
     if (value === undefined) return this.delete(key)
     checkSerializable(key, value)
@@ -111,7 +114,7 @@ export class Session {
   }
 
   delete (key: keyof SessionData & string): void {
-    this.#usable('delete')
+    this.#changing('delete')
     if (!hasOwn(this.#state.data, key)) return
     delete this.#state.data[key]
     this.#log.delete(key)
@@ -122,7 +125,7 @@ export class Session {
   }
 
   clear (): void {
-    this.#usable('clear')
+    this.#changing('clear')
     this.#state.data = {}
     this.#log.clear()
   }
@@ -134,7 +137,7 @@ export class Session {
 
   /** Adds a one-shot message, readable once with `flashes()`. */
   flash (type: string, message: string): void {
-    this.#usable('flash')
+    this.#changing('flash')
     const all = flashesOf(this.#state.data[FLASH_KEY])
     // A computed key defines an own property, whatever the type is called (even `__proto__`).
     this.set(FLASH_KEY, { ...all, [type]: [...(hasOwn(all, type) ? all[type] : []), message] })
@@ -163,7 +166,7 @@ export class Session {
    * failing at login leaves the user as they were.
    */
   async regenerate (keep?: readonly string[]): Promise<void> {
-    this.#usable('regenerate')
+    this.#changing('regenerate')
     this.#outsideUpdate('regenerate')
     if (keep !== undefined && !Array.isArray(keep)) throw new InvalidKeyError('the keep list of regenerate()')
     const old = this.#state
@@ -192,7 +195,7 @@ export class Session {
 
   /** Commits now, e.g. before a redirect or a streamed reply. */
   async save (): Promise<void> {
-    this.#usable('save')
+    this.#changing('save')
     this.#outsideUpdate('save')
     await this.#commit()
   }
@@ -205,9 +208,11 @@ export class Session {
    */
   update (fn: (session: this) => void | Promise<void>): Promise<void> {
     try {
-      this.#usable('update')
+      this.#changing('update')
       this.#outsideUpdate('update')
-      return Promise.resolve(then(this.#commit(), () => this.#updateExclusively(fn)))
+      return Promise.resolve(then(this.#commit(), () => this.#updateExclusively(fn))).catch((err: unknown) => {
+        throw this.#failure(err)
+      })
     } catch (err) {
       return Promise.reject(err)
     }
@@ -215,7 +220,7 @@ export class Session {
 
   /** Drops uncommitted changes and re-reads the stored copy. */
   async reload (): Promise<void> {
-    this.#usable('reload')
+    this.#changing('reload')
     this.#outsideUpdate('reload')
     const state = this.#state
     const record = state.version > 0 ? await this.#backend.read(state) : undefined
@@ -228,29 +233,32 @@ export class Session {
 
   /** Extends the idle deadline at the end of this request. */
   touch (): void {
-    this.#usable('touch')
+    this.#changing('touch')
     this.#touchRequested = true
   }
 
   /** Cookie attributes for this response only, e.g. a longer maxAge for "remember me". */
   options (cookie: SessionCookieOptions): void {
-    this.#usable('options')
+    this.#changing('options')
     this.#cookieOptions = overrideCookie(this.#cookie(), cookie)
   }
 
   /**
-   * @internal The commit at the end of the request (onSend). Once per request: the error
-   * reply that follows a failed commit does not run it again. Undefined when it finished
-   * without waiting, which is most requests.
+   * @internal The commit at the end of the request (onSend). Once per request, and not after
+   * a commit that failed with nothing changed since (save() or update() in the route): the
+   * error reply that follows does not run it again. Undefined when it finished without
+   * waiting, which is most requests.
    */
   [commitAtEnd] (): MaybePromise<void> {
-    if (this.#ended) return undefined
+    if (this.#ended || this.#failed) return undefined
     this.#ended = true
     return this.#commit()
   }
 
-  #usable (method: string): void {
+  // Every call that changes the session or commits it comes through here.
+  #changing (method: string): void {
     if (this.#destroyed) throw new SessionDestroyedError(method)
+    this.#failed = false
   }
 
   // These would wait for the update that calls them: refused at once instead of a deadlock.
@@ -290,10 +298,15 @@ export class Session {
   #commit (): MaybePromise<void> {
     try {
       const pending = this.#run(this.#decide())
-      return pending instanceof Promise ? pending.catch((err: unknown) => { throw this.#explain(err) }) : pending
+      return pending instanceof Promise ? pending.catch((err: unknown) => { throw this.#failure(err) }) : pending
     } catch (err) {
-      throw this.#explain(err)
+      throw this.#failure(err)
     }
+  }
+
+  #failure (err: unknown): unknown {
+    this.#failed = true
+    return this.#explain(err)
   }
 
   #decide (): CommitStep {
@@ -418,8 +431,8 @@ export class Session {
       this.#rollBack(before)
       throw err
     }
-    if (!(ran instanceof Promise)) return this.#storeUpdate()
-    return ran.then(() => this.#storeUpdate(), (err: unknown) => {
+    if (!(ran instanceof Promise)) return this.#storeUpdate(before)
+    return ran.then(() => this.#storeUpdate(before), (err: unknown) => {
       this.#rollBack(before)
       throw err
     })
@@ -430,15 +443,25 @@ export class Session {
     this.#log.reset()
   }
 
-  #storeUpdate (): MaybePromise<boolean> {
+  // A lost compare-and-set takes fn's changes back at once: whether the next attempt runs
+  // or the update gives up, they were never stored.
+  #storeUpdate (before: Record<string, unknown>): MaybePromise<boolean> {
     const state = this.#state
     this.#log.detectMutations(state.data)
     if (!this.#needsWrite()) return true
     const record = nextRecord(this.#ctx.options, state.data, state.version, state.createdAt)
-    return then(this.#backend.compareAndSet(state, record, state.version), (stored) => {
-      if (stored) this.#written(record)
-      return stored
+    const stored = this.#backend.compareAndSet(state, record, state.version)
+    if (!(stored instanceof Promise)) return this.#updateStored(stored, record, before)
+    return stored.then((done) => this.#updateStored(done, record, before), (err: unknown) => {
+      this.#rollBack(before)
+      throw err
     })
+  }
+
+  #updateStored (stored: boolean, record: SessionRecord, before: Record<string, unknown>): boolean {
+    if (stored) this.#written(record)
+    else this.#rollBack(before)
+    return stored
   }
 
   /** The new idle deadline when it should move now, else undefined. */

@@ -22,13 +22,20 @@ function session (b: Backend, backoff: Backoff = async () => {}): Session {
   return new Session(ctx, {} as FastifyRequest, {} as FastifyReply, loadedState('id', 'key', record(), 'cookie', undefined))
 }
 
-t.test('update() gives up with a conflict after MAX_ATTEMPTS, backing off between attempts', async (t) => {
+t.test('update() gives up with a conflict after MAX_ATTEMPTS, backing off between attempts, keeping none of its changes', async (t) => {
   let attempts = 0
   const waits: number[] = []
   const s = session(backend(() => { attempts++; return false }), async (attempt) => { waits.push(attempt) })
-  await t.rejects(s.update((x) => { x.set('n', 2) }), { code: 'FST_SESS_CONFLICT', message: /gave up after/ })
+  await t.rejects(s.update((x) => { x.set('n', 2); x.set('added', true) }), { code: 'FST_SESS_CONFLICT', message: /gave up after/ })
   t.equal(attempts, MAX_ATTEMPTS)
   t.same(waits, Array.from({ length: MAX_ATTEMPTS - 1 }, (_, i) => i))
+  t.same(s.data(), { n: 1 }, 'the stored copy, without the changes that were never stored')
+})
+
+t.test('an update whose write fails keeps none of its changes', async (t) => {
+  const s = session(backend(async () => { throw new Error('down') }))
+  await t.rejects(s.update((x) => { x.set('n', 2) }), /down/)
+  t.same(s.data(), { n: 1 })
 })
 
 t.test('update() re-runs its function on the newer copy after a conflict', async (t) => {

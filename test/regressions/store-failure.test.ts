@@ -54,6 +54,30 @@ t.test('a failed commit is tried once: the error reply does not write again', as
   t.equal(store.calls.set, 1, 'one write')
 })
 
+t.test('a save() or update() that failed in the route is not tried again by the error reply', async (t) => {
+  failOnHang(t)
+  const { app, store } = await faultyApp(t, {}, (app) => {
+    app.post('/save', async (req) => {
+      req.session.set('n', 1)
+      await req.session.save()
+      return 'saved'
+    })
+    app.post('/update', async (req) => {
+      await req.session.update((s) => { s.set('n', 2) })
+      return 'updated'
+    })
+  })
+  const cookie = await seed(app)
+  for (const url of ['/save', '/update']) {
+    store.reset()
+    store.fail('set', 'reject')
+    assertUnavailable(t, await app.inject({ method: 'POST', url, headers: { cookie } }), `${url}: set rejects`)
+    t.equal(store.calls.set, 1, `${url}: one write`)
+    store.heal()
+    t.same((await dump(app, cookie)).data, { user: 'ada' }, `${url}: nothing of it was stored`)
+  }
+})
+
 t.test('commits queued behind a write that never settles give up within storeTimeout without calling the store', async (t) => {
   failOnHang(t)
   const { app, store } = await faultyApp(t, BOUNDED)
