@@ -1,15 +1,13 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { freshState, type Backend, type SessionState } from './backends/backend'
 import { ChangeLog } from './change-log'
-import { cookieAttributes, EXPIRED, type DefaultAttributes } from './cookie-line'
 import { newSessionId } from './crypto/ids'
-import {
-  CookieTooLargeError, InsideUpdateError, InvalidKeyError, NotSerializableError, SessionConflictError, SessionDestroyedError
-} from './errors'
+import { InsideUpdateError, InvalidKeyError, NotSerializableError, SessionConflictError, SessionDestroyedError } from './errors'
 import { expiryFor, nextRecord } from './expiry'
 import { toJson } from './json'
 import { then, type MaybePromise } from './maybe-promise'
-import { overrideCookie, type ConflictPolicy, type ResolvedCookie, type SessionCookieOptions } from './options'
+import type { ConflictPolicy, SessionCookieOptions } from './options'
+import { ReplyCookie, type CookieContext } from './reply-cookie'
 import type { SessionData, SessionRecord } from './store'
 import { DESTROYED, gaveUp, MAX_ATTEMPTS, writeRecord, type WriteContext } from './write-record'
 
@@ -19,10 +17,7 @@ export const FLASH_KEY = '__flash'
 type Flashes = Record<string, string[]>
 
 /** What every session of one plugin registration shares. */
-export interface SessionContext extends WriteContext {
-  /** The session cookie's attributes when no response changes them. */
-  attributes: DefaultAttributes
-}
+export interface SessionContext extends WriteContext, CookieContext {}
 
 /** The plugin's end-of-request commit; a symbol, so it stays off the public API. */
 export const commitAtEnd = Symbol('fastify-sessions.commit')
@@ -68,9 +63,7 @@ export class Session {
   // regenerate(): the new session is stored, and its cookie sent, even when it is empty.
   #mustWrite = false
   #touchRequested = false
-  // Set by options(): this response's cookie attributes, already merged and checked.
-  #cookieOptions: ResolvedCookie | undefined
-  #cookieSent = false
+  #cookie: ReplyCookie | undefined
   #ended = false
   // The last commit failed and nothing changed since: the error reply that usually follows
   // does not try the same commit again.
@@ -190,7 +183,7 @@ export class Session {
     this.#destroyed = true
     state.data = {}
     this.#log.reset()
-    this.#setCookie(undefined)
+    this.#replyCookie().expire()
   }
 
   /** Commits now, e.g. before a redirect or a streamed reply. */
@@ -240,7 +233,7 @@ export class Session {
   /** Cookie attributes for this response only, e.g. a longer maxAge for "remember me". */
   options (cookie: SessionCookieOptions): void {
     this.#changing('options')
-    this.#cookieOptions = overrideCookie(this.#cookie(), cookie)
+    this.#replyCookie().override(cookie)
   }
 
   /**
@@ -475,60 +468,20 @@ export class Session {
   }
 
   #wantsCookie (moved: boolean): boolean {
-    if (this.#state.cookie === undefined || this.#cookieOptions !== undefined || this.#ctx.options.rolling) return true
-    return moved && this.#cookie().maxAge !== undefined
+    const cookie = this.#cookie
+    if (this.#state.cookie === undefined || cookie?.overridden === true || this.#ctx.options.rolling) return true
+    return moved && (cookie?.attributes ?? this.#ctx.options.cookie).maxAge !== undefined
   }
 
   #issue (moved: boolean): MaybePromise<void> {
     if (!this.#wantsCookie(moved)) return undefined
-    return then(this.#backend.issue(this.#state), (value) => this.#setCookie(value))
+    return then(this.#backend.issue(this.#state), (value) => this.#replyCookie().issue(value))
   }
 
-  #cookie (): ResolvedCookie {
-    return this.#cookieOptions ?? this.#ctx.options.cookie
-  }
-
-  #secure (cookie: ResolvedCookie): boolean {
-    return cookie.secure === 'auto' ? this.#request.protocol === 'https' : cookie.secure
-  }
-
-  /** The one place that writes the session's Set-Cookie line; `undefined` expires the cookie. */
-  #setCookie (value: string | undefined): void {
-    const name = this.#ctx.options.cookieName
-    const line = value === undefined ? this.#expiredLine(name) : `${name}=${value}${this.#attributes()}`
-    // Browsers drop a cookie that is too large without a word: fail loudly instead. Name,
-    // value and attributes are ASCII (validated, base64url), so characters are bytes.
-    const max = this.#backend.maxCookieBytes
-    if (line.length > max) throw new CookieTooLargeError(line.length, max)
-    // A cookie from an earlier save() (or a destroy()) is already in the headers: one
-    // session cookie per response is enough.
-    if (this.#cookieSent) this.#dropEarlierCookie()
-    this.#reply.header('set-cookie', line)
-    this.#cookieSent = true
-    if (!this.#reply.hasHeader('cache-control')) this.#reply.header('cache-control', 'no-store')
-  }
-
-  #expiredLine (name: string): string {
-    const cookie = this.#cookie()
-    return `${name}=${cookieAttributes(cookie, this.#secure(cookie), 0)}${EXPIRED}`
-  }
-
-  #attributes (): string {
-    const cookie = this.#cookie()
-    const secure = this.#secure(cookie)
-    if (this.#cookieOptions !== undefined) return cookieAttributes(cookie, secure)
-    const { attributes } = this.#ctx
-    return secure ? attributes.secure : attributes.insecure
-  }
-
-  // Set-Cookie lines added to the reply's headers are kept by @fastify/cookie, which appends
-  // the cookies of reply.setCookie() to them.
-  #dropEarlierCookie (): void {
-    const header = this.#reply.getHeader('set-cookie') ?? []
-    const prefix = this.#ctx.options.cookieName + '='
-    const kept = [header].flat().map(String).filter((line) => !line.startsWith(prefix))
-    this.#reply.removeHeader('set-cookie')
-    if (kept.length > 0) this.#reply.header('set-cookie', kept)
+  // Created on first use: most replies send no session cookie.
+  #replyCookie (): ReplyCookie {
+    this.#cookie ??= new ReplyCookie(this.#ctx, this.#request, this.#reply, this.#backend.maxCookieBytes)
+    return this.#cookie
   }
 
   // set() checks each value, but an object can still be changed into something JSON
