@@ -28,7 +28,10 @@ function routes (app: FastifyInstance): void {
 }
 
 async function app (t: tap.Test, options: Partial<FastifySessionsOptions>): Promise<FastifyInstance> {
-  const built = await build({ encryptAtRest: true, ...options }, routes)
+  // A record is sealed inside the write, which storeTimeout bounds (2 s by default). With
+  // offload 'always' the first seal starts a worker thread, and under the tests' TypeScript
+  // loader that alone can take longer on a busy machine.
+  const built = await build({ encryptAtRest: true, storeTimeout: 60, ...options }, routes)
   t.teardown(() => built.close())
   return built
 }
@@ -38,7 +41,9 @@ for (const offload of MODES) {
     const store = new StoreSpy()
     t.teardown(() => store.close())
     const server = await app(t, { store, crypto: { offload } })
-    const cookie = sessionCookie(await server.inject('/write'))
+    const written = await server.inject('/write')
+    t.equal(written.statusCode, 200, 'stored')
+    const cookie = sessionCookie(written)
     const dump = store.dump()
     t.equal(store.records.size, 1)
     t.notOk(dump.includes(MARKER), 'no plaintext value')
