@@ -10,11 +10,15 @@ import type { SessionContext } from './session'
 import type { SessionStore, StatelessStore } from './store'
 import { randomBackoff } from './write-record'
 
-/** What one registration builds once: the sessions' shared context and what to release on close. */
+/** What one registration builds once: the sessions' shared context, and how to release it. */
 export interface Registration {
   ctx: SessionContext
-  /** Seals cookies (stateless store) and records (encryptAtRest); undefined when neither is on. */
-  sealer: Sealer | undefined
+  /**
+   * Stops what the registration started: the crypto worker pool (no thread is left behind),
+   * the store-call timer, and the default MemoryStore it created. A store the user gave is
+   * theirs to close.
+   */
+  close (): Promise<void>
 }
 
 function isStateless (store: SessionStore | StatelessStore): store is StatelessStore {
@@ -33,7 +37,13 @@ export function createContext (options: ResolvedOptions, onPoolError: (error: un
   const sealer = isStateless(options.store) || options.encryptAtRest
     ? new Sealer({ secret: options.secrets, ...options.crypto, onPoolError })
     : undefined
-  const ctx = { options, backend: createBackend(options, sealer), backoff: randomBackoff, attributes: defaultAttributes(options.cookie) }
-  return { ctx, sealer }
+  const backend = createBackend(options, sealer)
+  const ctx = { options, backend, backoff: randomBackoff, attributes: defaultAttributes(options.cookie) }
+  const close = async (): Promise<void> => {
+    backend.close()
+    await sealer?.destroy()
+    if (options.ownsStore) await options.store.close?.()
+  }
+  return { ctx, close }
 }
 

@@ -25,16 +25,21 @@ export class Deadlines {
   add (expire: () => void): Deadline {
     const entry = { at: performance.now() + this.ms, expire }
     this.#pending.add(entry)
-    if (this.#timer === undefined) this.#timer = setTimeout(() => this.#expire(), this.ms)
-    else this.#timer.ref()
+    this.#timer ??= setTimeout(() => this.#expire(), this.ms)
     return entry
   }
 
-  // With nothing pending the timer is left to run out rather than cleared (cheaper under
-  // load), but it must not keep a process alive that has nothing else to do.
+  // The timer is left to run out rather than cleared when nothing is pending: touching it on
+  // every call (clearing, or ref and unref) was measured to cost microseconds per request.
+  // It is not re-armed once nothing is pending, and stop() ends it at once.
   remove (entry: Deadline): void {
     this.#pending.delete(entry)
-    if (this.#pending.size === 0) this.#timer?.unref()
+  }
+
+  /** Ends the timer: nothing will be pending any more (the registration is closing). */
+  stop (): void {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
   }
 
   /** Settles like `work`, or rejects with `expired()` once the timeout has passed. */

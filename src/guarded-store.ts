@@ -69,14 +69,17 @@ export class GuardedStore {
    * queue too: a request waits about `storeTimeout` at most, however many commits of its
    * session are ahead of it. A task does not start when its request gave up, nor when a
    * task ahead of it timed out while it waited: it would most likely wait as long again,
-   * and the store gets no pile of calls the moment it answers again.
+   * and the store gets no pile of calls the moment it answers again. A task with nothing
+   * ahead of it (nearly always) starts at once; its store calls are bounded one by one.
    */
   exclusive<T> (key: string, operation: string, task: () => MaybePromise<T>): Promise<T> {
+    const run = (): Promise<T> => start(task).catch((err: unknown) => this.#noteStall(key, err))
+    if (!this.#queue.busy(key)) return this.#queue.run(key, run)
     let abandoned = false
     const queuedAt = performance.now()
     const queued = this.#queue.run(key, () => {
       if (abandoned || (this.#stalled.get(key) ?? -1) >= queuedAt) return Promise.reject(this.#timedOut(operation))
-      return start(task).catch((err: unknown) => this.#noteStall(key, err))
+      return run()
     })
     return this.#deadlines.bound(queued, () => {
       abandoned = true
@@ -113,6 +116,11 @@ export class GuardedStore {
         reject(failure(operation, err))
       })
     })
+  }
+
+  /** Stops the timer that bounds calls; for when the registration closes. */
+  close (): void {
+    this.#deadlines.stop()
   }
 
   #timedOut (operation: string): Error {

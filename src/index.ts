@@ -35,7 +35,7 @@ function optedOut (request: FastifyRequest): boolean {
 
 async function fastifySessionsPlugin (fastify: FastifyInstance, opts: FastifySessionsOptions): Promise<void> {
   const options = resolveOptions(opts)
-  const { ctx, sealer } = createContext(options, (err) => fastify.log.warn({ err }, 'fastify-sessions: crypto worker pool failed, sealing on the main thread'))
+  const { ctx, close } = createContext(options, (err) => fastify.log.warn({ err }, 'fastify-sessions: crypto worker pool failed, sealing on the main thread'))
   if (!fastify.hasDecorator('parseCookie')) await fastify.register(fastifyCookie)
 
   fastify.addHook('onRoute', (route) => checkRouteConfig(route.config?.session, `${route.method} ${route.url}`))
@@ -89,9 +89,7 @@ async function fastifySessionsPlugin (fastify: FastifyInstance, opts: FastifySes
     pending.then(() => done(null, payload), done)
   })
 
-  // The pool belongs to this registration: closing the app leaves no worker thread behind.
-  if (sealer !== undefined) fastify.addHook('onClose', async () => sealer.destroy())
-  if (options.ownsStore) fastify.addHook('onClose', async () => options.store.close?.())
+  fastify.addHook('onClose', close)
 }
 
 const fastifySessions = fp(fastifySessionsPlugin, { fastify: '5.x', name: 'fastify-sessions' })

@@ -28,6 +28,11 @@ export class KeyedQueue {
     return result
   }
 
+  /** Whether a task of `key` is queued or running. */
+  busy (key: string): boolean {
+    return this.#tails.has(key)
+  }
+
   /** Keys with a task queued or running. */
   get size (): number {
     return this.#tails.size

@@ -16,6 +16,7 @@ export function fakeBackend (members: Partial<Backend>): Backend {
     destroy: async () => {},
     exclusive: (_state, _operation, task) => task(),
     issue: unused,
+    close: () => {},
     ...members
   }
 }
