@@ -14,9 +14,8 @@ import { randomBackoff } from './write-record'
 export interface Registration {
   ctx: SessionContext
   /**
-   * Stops what the registration started: the crypto worker pool (no thread is left behind),
-   * the store-call timer, and the default MemoryStore it created. A store the user gave is
-   * theirs to close.
+   * Stops what the registration started: the crypto worker pool (no thread is left behind)
+   * and the default MemoryStore it created. A store the user gave is theirs to close.
    */
   close (): Promise<void>
 }
@@ -40,7 +39,6 @@ export function createContext (options: ResolvedOptions, onPoolError: (error: un
   const backend = createBackend(options, sealer)
   const ctx = { options, backend, backoff: randomBackoff, attributes: defaultAttributes(options.cookie) }
   const close = async (): Promise<void> => {
-    backend.close()
     await sealer?.destroy()
     if (options.ownsStore) await options.store.close?.()
   }

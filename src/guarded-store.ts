@@ -118,11 +118,6 @@ export class GuardedStore {
     })
   }
 
-  /** Stops the timer that bounds calls; for when the registration closes. */
-  close (): void {
-    this.#deadlines.stop()
-  }
-
   #timedOut (operation: string): Error {
     const err = new StoreUnavailableError(operation, `timed out after ${this.#deadlines.ms / 1000} s`)
     this.#timeouts.add(err)

@@ -40,8 +40,6 @@ export interface Backend {
   exclusive<T> (state: Pick<SessionState, 'id' | 'key'>, operation: string, task: () => MaybePromise<T>): MaybePromise<T>
   /** The cookie value for the current state. */
   issue (state: SessionState): MaybePromise<string>
-  /** Releases what the backend holds (timers); the registration is closing. */
-  close (): void
 }
 
 /**

@@ -88,8 +88,6 @@ export class CookieBackend implements Backend {
     })
   }
 
-  close (): void {}
-
   #open (cookie: string): MaybePromise<OpenedCookie | string> {
     const name = this.#options.cookieName
     const inline = this.#sealer.unsealInline(name, cookie)

@@ -101,10 +101,6 @@ export class StoreBackend implements Backend {
     return cookie
   }
 
-  close (): void {
-    this.#store.close()
-  }
-
   #verify (cookie: string): SignedCookie | string {
     const verified = this.#signer.verify(cookie)
     if (!verified.ok) return verified.reason

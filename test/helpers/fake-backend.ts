@@ -16,7 +16,6 @@ export function fakeBackend (members: Partial<Backend>): Backend {
     destroy: async () => {},
     exclusive: (_state, _operation, task) => task(),
     issue: unused,
-    close: () => {},
     ...members
   }
 }
