@@ -78,7 +78,9 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const ATTRIBUTE = /^[\x21-\x3a\x3c-\x7e]*$/
 const OPTION_KEYS = [
   'secret', 'store', 'cookieName', 'cookie', 'idleTimeout', 'absoluteTimeout', 'saveUninitialized', 'rolling',
-  'conflict', 'encryptAtRest', 'crypto', 'storeTimeout'
+  'conflict', 'encryptAtRest', 'crypto', 'storeTimeout',
+  // Fastify's own register() options, which it hands to the plugin along with ours.
+  'prefix', 'logLevel', 'logSerializers'
 ] as const
 const COOKIE_KEYS = ['path', 'domain', 'httpOnly', 'secure', 'sameSite', 'partitioned', 'maxAge'] as const
 const SECONDS = 'durations are in seconds'

@@ -137,6 +137,13 @@ t.test('store options are checked with the same rules, unknown names included', 
   for (const [make, message] of cases) t.throws(make, { code: 'FST_SESS_INVALID_OPTION', message })
 })
 
+t.test("Fastify's own register() options reach the plugin and are accepted", async (t) => {
+  const app = Fastify()
+  app.register(fastifySessions, { secret: SECRET, prefix: '/api', logLevel: 'warn' } as never)
+  await t.resolves(app.ready())
+  await app.close()
+})
+
 t.test('a bad option fails registration with the option name', async (t) => {
   const app = Fastify()
   app.register(fastifySessions, { secret: 'too short' })
