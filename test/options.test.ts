@@ -140,7 +140,7 @@ t.test('store options are checked with the same rules, unknown names included', 
 t.test("Fastify's own register() options reach the plugin and are accepted", async (t) => {
   const app = Fastify()
   app.register(fastifySessions, { secret: SECRET, prefix: '/api', logLevel: 'warn' } as never)
-  await t.resolves(app.ready())
+  await t.resolves(async () => { await app.ready() })
   await app.close()
 })
 
