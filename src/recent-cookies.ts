@@ -8,6 +8,12 @@
  * budget it becomes the old one and the previous old one is dropped whole. Entries used
  * in the meantime move to the young generation. No per-entry bookkeeping on the hot path.
  */
+/**
+ * Characters of cookies (and what they stand for) one registration keeps: about 16,000
+ * signed cookies, or 500 sealed cookies of the largest size.
+ */
+export const RECENT_COOKIE_CHARS = 4 * 1024 * 1024
+
 interface Entry<T> {
   value: T
   size: number

@@ -3,7 +3,7 @@ import type { Sealer } from '../crypto/sealer'
 import { expiredReason, expiryFor } from '../expiry'
 import { then, type MaybePromise } from '../maybe-promise'
 import type { ResolvedOptions } from '../options'
-import { RecentCookies } from '../recent-cookies'
+import { RECENT_COOKIE_CHARS, RecentCookies } from '../recent-cookies'
 import type { SealedSession, SessionRecord, StatelessStore } from '../store'
 import { loadedState, type Backend, type Loaded, type SessionState } from './backend'
 
@@ -13,9 +13,6 @@ interface OpenedCookie {
   current: boolean
 }
 
-// Characters of sealed cookies and payloads remembered per registration: about 500 of the
-// largest size.
-const RECENT_COOKIE_CHARS = 4 * 1024 * 1024
 // A stateless session has no stored versions: every commit simply succeeds.
 const SEALED_VERSION = 1
 

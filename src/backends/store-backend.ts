@@ -7,7 +7,7 @@ import type { GuardedStore } from '../guarded-store'
 import { parseJson } from '../json'
 import type { MaybePromise } from '../maybe-promise'
 import type { ResolvedOptions } from '../options'
-import { RecentCookies } from '../recent-cookies'
+import { RECENT_COOKIE_CHARS, RecentCookies } from '../recent-cookies'
 import type { SessionRecord } from '../store'
 import { loadedState, type Backend, type Loaded, type SessionState } from './backend'
 
@@ -21,8 +21,6 @@ interface SignedCookie {
   deadSince?: number
 }
 
-// Characters of signed cookies remembered per registration: about 16,000 of them.
-const RECENT_COOKIE_CHARS = 4 * 1024 * 1024
 // What an entry holds besides the cookie: id, key and bookkeeping.
 const SIGNED_ENTRY_CHARS = 150
 // A cookie whose record is gone is answered from memory for this long: a browser keeps
