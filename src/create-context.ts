@@ -5,9 +5,9 @@ import { defaultAttributes } from './cookie-line'
 import { Sealer } from './crypto/sealer'
 import { CookieSigner } from './crypto/signer'
 import { GuardedStore } from './guarded-store'
-import type { ResolvedOptions } from './options'
+import { isStateless, type ResolvedOptions } from './options'
+import { Revocations, Stamps } from './revocations'
 import type { SessionContext } from './session'
-import type { SessionStore, StatelessStore } from './store'
 import { randomBackoff } from './write-record'
 
 /** What one registration builds once: the sessions' shared context, and how to release it. */
@@ -20,28 +20,37 @@ export interface Registration {
   close (): Promise<void>
 }
 
-function isStateless (store: SessionStore | StatelessStore): store is StatelessStore {
-  return 'stateless' in store && store.stateless
-}
-
-// The one place that looks at what kind of store it was given: a declared capability, not a class.
-function createBackend (options: ResolvedOptions, sealer: Sealer | undefined): Backend {
+// The one place that looks at what kind of store it was given: declared capabilities, not
+// classes. A sealed cookie is revoked by stamps in the store it names; a server-side store
+// by its per-user index, or by stamps kept in it when it has none.
+function createBackend (options: ResolvedOptions, sealer: Sealer | undefined): { backend: Backend, revocations: Revocations } {
   const { store } = options
-  if (isStateless(store)) return new CookieBackend(options, store, sealer as Sealer)
+  const stampsIn = (guarded: GuardedStore, cacheMs: number): Stamps => new Stamps(guarded, options.absoluteMs, cacheMs)
+  if (isStateless(store)) {
+    const backend = new CookieBackend(options, store, sealer as Sealer)
+    const kept = store.revocations === undefined || options.users === undefined
+      ? undefined
+      : stampsIn(new GuardedStore(store.revocations, options.storeTimeoutMs), (store.revocationCache ?? 0) * 1000)
+    return { backend, revocations: new Revocations(options, undefined, kept) }
+  }
   const guarded = new GuardedStore(store, options.storeTimeoutMs)
-  return new StoreBackend(options, guarded, new CookieSigner(options.secrets), options.encryptAtRest ? sealer : undefined)
+  const backend = new StoreBackend(options, guarded, new CookieSigner(options.secrets), options.encryptAtRest ? sealer : undefined)
+  if (options.users === undefined) return { backend, revocations: new Revocations(options, undefined, undefined) }
+  const revocations = guarded.indexesUsers
+    ? new Revocations(options, backend, undefined)
+    : new Revocations(options, undefined, stampsIn(guarded, 0))
+  return { backend, revocations }
 }
 
 export function createContext (options: ResolvedOptions, onPoolError: (error: unknown) => void): Registration {
   const sealer = isStateless(options.store) || options.encryptAtRest
     ? new Sealer({ secret: options.secrets, ...options.crypto, onPoolError })
     : undefined
-  const backend = createBackend(options, sealer)
-  const ctx = { options, backend, backoff: randomBackoff, attributes: defaultAttributes(options.cookie) }
+  const { backend, revocations } = createBackend(options, sealer)
+  const ctx = { options, backend, revocations, backoff: randomBackoff, attributes: defaultAttributes(options.cookie) }
   const close = async (): Promise<void> => {
     await sealer?.destroy()
     if (options.ownsStore) await options.store.close?.()
   }
   return { ctx, close }
 }
-

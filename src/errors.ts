@@ -57,6 +57,19 @@ export const InsideUpdateError = createError(
   500
 )
 
+export const InvalidUserError = createError(
+  'FST_SESS_INVALID_USER',
+  'fastify-sessions: %s is not a usable user id: use a non-empty string or a number',
+  500,
+  TypeError
+)
+
+export const NoUserIndexError = createError(
+  'FST_SESS_NO_USER_INDEX',
+  'fastify-sessions: %s needs %s',
+  500
+)
+
 /**
  * Thrown by a store's `get` for a record it holds but cannot decode (truncated or foreign
  * data). The plugin answers with a fresh session, deletes the record and logs a warning;

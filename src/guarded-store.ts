@@ -3,7 +3,7 @@ import { StoreUnavailableError, UnusableRecordError } from './errors'
 import { performance } from 'node:perf_hooks'
 import { KeyedQueue, start } from './keyed-queue'
 import type { MaybePromise } from './maybe-promise'
-import type { SessionRecord, SessionStore } from './store'
+import type { SessionRecord, SessionStore, UserSession } from './store'
 
 /** Why a record is not one the plugin can use; undefined when it is. */
 function recordFault (record: unknown): string | undefined {
@@ -52,6 +52,22 @@ export class GuardedStore {
 
   destroy (key: string): Promise<void> {
     return this.#call('delete', () => this.#store.destroy(key))
+  }
+
+  /** Whether the store keeps a per-user index (listUser and destroyUser). */
+  get indexesUsers (): boolean {
+    return this.#store.listUser !== undefined
+  }
+
+  /** The live records filed under `user`; entries the plugin cannot use are left out. */
+  listUser (user: string): Promise<UserSession[]> {
+    const store = this.#store as Required<SessionStore>
+    return this.#call('list', () => store.listUser(user), usableEntries)
+  }
+
+  destroyUser (user: string): Promise<number> {
+    const store = this.#store as Required<SessionStore>
+    return this.#call('delete', () => store.destroyUser(user))
   }
 
   /**
@@ -123,6 +139,11 @@ export class GuardedStore {
     this.#timeouts.add(err)
     return err
   }
+}
+
+function usableEntries (entries: UserSession[]): UserSession[] {
+  if (!Array.isArray(entries)) throw new StoreUnavailableError('list', 'returned something that is not an array')
+  return entries.filter((entry) => typeof entry?.key === 'string' && recordFault(entry.record) === undefined)
 }
 
 function failure (operation: string, err: unknown): Error {

@@ -4,9 +4,24 @@ import fp from 'fastify-plugin'
 import { createContext } from './create-context'
 import { loadSession } from './load-session'
 import { checkRouteConfig, resolveOptions, type ConflictPolicy, type FastifySessionsOptions } from './options'
+import type { ListSessionsOptions, SessionInfo } from './revocations'
 import { commitAtEnd, Session } from './session'
 
+/** `fastify.sessions`: what concerns sessions beyond the current request. */
+export interface SessionsApi {
+  /**
+   * Ends every session of a user (`userKey` names the user). Resolves how many ended, or
+   * undefined where the store ends them by a stamp and cannot count them.
+   */
+  revokeUser (userId: string | number): Promise<number | undefined>
+  /** The user's live sessions, most recently active first: times and chosen metadata, never an id. */
+  listSessions (userId: string | number, options?: ListSessionsOptions): Promise<SessionInfo[]>
+}
+
 declare module 'fastify' {
+  interface FastifyInstance {
+    sessions: SessionsApi
+  }
   interface FastifyRequest {
     /** The session of this request; undefined on routes with `config: { session: false }`. */
     session: Session
@@ -38,6 +53,11 @@ async function fastifySessionsPlugin (fastify: FastifyInstance, opts: FastifySes
   const { ctx, close } = createContext(options, (err) => fastify.log.warn({ err }, 'fastify-sessions: crypto worker pool failed, sealing on the main thread'))
   if (!fastify.hasDecorator('parseCookie')) await fastify.register(fastifyCookie)
 
+  const { revocations } = ctx
+  fastify.decorate('sessions', {
+    revokeUser: (userId: string | number) => revocations.revokeUser(userId),
+    listSessions: (userId: string | number, options?: ListSessionsOptions) => revocations.listSessions(userId, options)
+  } satisfies SessionsApi)
   fastify.addHook('onRoute', (route) => checkRouteConfig(route.config?.session, `${route.method} ${route.url}`))
   fastify.decorateRequest(kSession, null)
   fastify.decorateRequest(kReply, null)
@@ -100,7 +120,9 @@ export * from './errors'
 export { CookieStore, type CookieStoreOptions } from './stores/cookie'
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory'
 export { RedisStore, type RedisSerializer, type RedisStoreOptions } from './stores/redis'
-export type { SealedSession, SessionData, SessionRecord, SessionStore, StatelessStore } from './store'
+export type { SealedSession, SessionData, SessionRecord, SessionStore, StatelessStore, UserSession } from './store'
+export type { ListSessionsOptions, SessionInfo } from './revocations'
+export type { UserKey } from './user-digest'
 export type { ConflictPolicy, FastifySessionsOptions, SessionCookieOptions, SessionCryptoOptions } from './options'
 
 // CommonJS: require('fastify-sessions') is the plugin itself, carrying every export. At build time

@@ -9,8 +9,18 @@ import { Session, type SessionContext } from './session'
  * unusable. Rejects only when the store failed.
  */
 export function loadSession (ctx: SessionContext, request: FastifyRequest, reply: FastifyReply, cookie: string): MaybePromise<Session | undefined> {
-  return then(ctx.backend.load(cookie), (loaded) => toSession(ctx, request, reply, loaded))
+  const loaded = ctx.backend.load(cookie)
+  if (!ctx.revocations.checksStamps) return then(loaded, (found) => toSession(ctx, request, reply, found))
+  return then(then(loaded, (found) => unlessRevoked(ctx, found)), (found) => toSession(ctx, request, reply, found))
 }
+
+// Stores that cannot delete a user's sessions end them by a stamp, checked here.
+function unlessRevoked (ctx: SessionContext, loaded: Loaded): MaybePromise<Loaded> {
+  if (!loaded.ok) return loaded
+  return then(ctx.revocations.revoked(loaded.state), (revoked): Loaded => revoked ? REVOKED : loaded)
+}
+
+const REVOKED: Loaded = { ok: false, reason: "revoked (all the user's sessions were ended)", level: 'debug' }
 
 function toSession (ctx: SessionContext, request: FastifyRequest, reply: FastifyReply, loaded: Loaded): Session | undefined {
   if (loaded.ok) return new Session(ctx, request, reply, loaded.state)

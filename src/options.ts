@@ -1,6 +1,7 @@
 import type { SessionStore, StatelessStore } from './store'
 import { MemoryStore } from './stores/memory'
-import { bool, fail, integer, knownKeys, MAX_COOKIE_SECONDS, methods, oneOf, plainObject, seconds } from './validate'
+import { UserDigest, type UserKey } from './user-digest'
+import { bool, fail, integer, knownKeys, MAX_COOKIE_SECONDS, methods, oneOf, plainObject, seconds, sessionStore } from './validate'
 
 export type ConflictPolicy = 'merge' | 'error' | 'overwrite'
 
@@ -36,6 +37,11 @@ export interface FastifySessionsOptions {
   crypto?: SessionCryptoOptions
   /** Seconds one store call may take before the request fails with 503 FST_SESS_STORE_UNAVAILABLE. Default 2. */
   storeTimeout?: number
+  /**
+   * Names the user a session belongs to, for `fastify.sessions.revokeUser()` and
+   * `listSessions()`: a session key (`'userId'`), or a function of the session data.
+   */
+  userKey?: UserKey
 }
 
 export interface ResolvedCookie {
@@ -63,6 +69,8 @@ export interface ResolvedOptions {
   encryptAtRest: boolean
   crypto: Required<SessionCryptoOptions>
   storeTimeoutMs: number
+  /** Set when `userKey` is: the digests records carry for their user. */
+  users: UserDigest | undefined
 }
 
 export const DEFAULT_IDLE_TIMEOUT = 86_400
@@ -78,7 +86,7 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const ATTRIBUTE = /^[\x21-\x3a\x3c-\x7e]*$/
 const OPTION_KEYS = [
   'secret', 'store', 'cookieName', 'cookie', 'idleTimeout', 'absoluteTimeout', 'saveUninitialized', 'rolling',
-  'conflict', 'encryptAtRest', 'crypto', 'storeTimeout',
+  'conflict', 'encryptAtRest', 'crypto', 'storeTimeout', 'userKey',
   // Fastify's own register() options, which it hands to the plugin along with ours.
   'prefix', 'logLevel', 'logSerializers'
 ] as const
@@ -127,10 +135,25 @@ function store (value: unknown): SessionStore | StatelessStore | undefined {
   if ((value as { stateless?: unknown }).stateless === true) {
     const codec = methods('store', value, ['encode', 'decode'], ['close'])
     integer('store maxCookieBytes', codec.maxCookieBytes ?? 0, 0, 1, Number.MAX_SAFE_INTEGER)
+    if (codec.revocations !== undefined) sessionStore('store revocations', codec.revocations)
     return value as StatelessStore
   }
-  methods('store', value, ['get', 'set', 'destroy'], ['touch', 'close'])
-  return value as SessionStore
+  return sessionStore('store', value)
+}
+
+function userKey (value: unknown, secretList: string[], chosen: SessionStore | StatelessStore | undefined): UserDigest | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'function' && (typeof value !== 'string' || value === '' || value === '__proto__')) {
+    fail('userKey', 'must be a session key (a non-empty string) or a function of the session data')
+  }
+  if (chosen !== undefined && isStateless(chosen) && chosen.revocations === undefined) {
+    fail('userKey', 'needs a store that can end sessions: give CookieStore a revocations store (new CookieStore({ revocations }))')
+  }
+  return new UserDigest(secretList, value as UserKey)
+}
+
+export function isStateless (store: SessionStore | StatelessStore): store is StatelessStore {
+  return 'stateless' in store && store.stateless
 }
 
 function attribute (name: string, value: unknown, fallback: string | undefined): string | undefined {
@@ -214,6 +237,7 @@ export function resolveOptions (raw: unknown): ResolvedOptions {
     storeTimeoutMs: seconds('storeTimeout', opts.storeTimeout, DEFAULT_STORE_TIMEOUT) * 1000
   }
   const given = store(opts.store)
+  const users = userKey(opts.userKey, resolved.secrets, given)
   // The default store is created last, once every other option is known to be valid.
-  return { ...resolved, store: given ?? new MemoryStore(), ownsStore: given === undefined }
+  return { ...resolved, users, store: given ?? new MemoryStore(), ownsStore: given === undefined }
 }

@@ -8,6 +8,7 @@ import { toJson } from './json'
 import { then, type MaybePromise } from './maybe-promise'
 import type { ConflictPolicy, SessionCookieOptions } from './options'
 import { ReplyCookie, type CookieContext } from './reply-cookie'
+import type { Revocations } from './revocations'
 import type { SessionData, SessionRecord } from './store'
 import { DESTROYED, gaveUp, MAX_ATTEMPTS, writeRecord, type WriteContext } from './write-record'
 
@@ -17,7 +18,9 @@ export const FLASH_KEY = '__flash'
 type Flashes = Record<string, string[]>
 
 /** What every session of one plugin registration shares. */
-export interface SessionContext extends WriteContext, CookieContext {}
+export interface SessionContext extends WriteContext, CookieContext {
+  revocations: Revocations
+}
 
 /** The plugin's end-of-request commit; a symbol, so it stays off the public API. */
 export const commitAtEnd = Symbol('fastify-sessions.commit')
@@ -59,7 +62,7 @@ export class Session {
   #log = new ChangeLog()
   #destroyed = false
   // A stored session this one replaced (regenerate()): deleted once the new one is stored.
-  #retired: Pick<SessionState, 'id' | 'key'> | undefined
+  #retired: SessionState | undefined
   // regenerate(): the new session is stored, and its cookie sent, even when it is empty.
   #mustWrite = false
   #touchRequested = false
@@ -272,6 +275,7 @@ export class Session {
     state.version = record.version
     state.createdAt = record.createdAt
     state.expiresAt = record.expiresAt
+    state.user = record.user
   }
 
   /** Forget changes: back to `record` as stored. */
@@ -327,10 +331,28 @@ export class Session {
     const state = this.#state
     const policy = this.#policy()
     const stored = this.#backend.exclusive(state, 'write', () => writeRecord(this.#ctx, state, this.#log, policy))
-    return then(then(stored, (record) => {
+    return then(then(then(stored, (record) => {
       this.#written(record)
-      return this.#retire()
-    }), () => this.#issue(true))
+      return this.#confirmRetired()
+    }), () => this.#retire()), () => this.#issue(true))
+  }
+
+  // A regenerated session replaces one that must still stand once the new one is stored:
+  // if another request destroyed it, or its user's sessions were all ended, meanwhile, the
+  // new one goes too. Checked after the write, so a revocation that comes later still finds
+  // the new record (filed under its user) or its creation time (before the stamp).
+  #confirmRetired (): MaybePromise<void> {
+    const retired = this.#retired
+    if (retired === undefined) return undefined
+    const standing = then(this.#backend.alive(retired), (alive) => alive && then(this.#ctx.revocations.revoked(retired, true), (revoked) => !revoked))
+    return then(standing, (stands) => stands ? undefined : this.#undoRegenerate())
+  }
+
+  async #undoRegenerate (): Promise<never> {
+    const state = this.#state
+    this.#retired = undefined
+    await this.#backend.exclusive(state, 'delete', () => this.#backend.destroy(state))
+    throw new SessionConflictError(DESTROYED)
   }
 
   // Nothing to write, but the idle deadline is due to move or a cookie is due to be sent.

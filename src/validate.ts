@@ -1,3 +1,4 @@
+import type { SessionStore } from './store'
 import { InvalidOptionError } from './errors'
 
 // The option validators of the plugin and of every store: one style, one error. `name` is
@@ -97,4 +98,13 @@ function editDistance (a: string, b: string): number {
     previous = current
   }
   return previous[b.length]
+}
+
+/** A server-side store: the contract's methods, and the per-user index whole or not at all. */
+export function sessionStore (name: string, value: unknown): SessionStore {
+  const given = methods(name, value, ['get', 'set', 'destroy'], ['touch', 'close', 'listUser', 'destroyUser'])
+  if ((given.listUser === undefined) !== (given.destroyUser === undefined)) {
+    fail(name, 'must have both listUser() and destroyUser() or neither')
+  }
+  return value as SessionStore
 }

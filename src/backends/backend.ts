@@ -36,6 +36,8 @@ export interface Backend {
   /** Moves the expiry to `expiresAt` (same rule for `state.cookie`); false when the session no longer exists. */
   touch (state: SessionState, expiresAt: number): MaybePromise<boolean>
   destroy (state: Pick<SessionState, 'id' | 'key'>): Promise<void>
+  /** Whether the session still exists where it is kept; regenerate() asks it of the session it replaces. */
+  alive (state: Pick<SessionState, 'id' | 'key'>): MaybePromise<boolean>
   /** Runs the session's store work after its earlier work in this process, bounded in time. */
   exclusive<T> (state: Pick<SessionState, 'id' | 'key'>, operation: string, task: () => MaybePromise<T>): MaybePromise<T>
   /** The cookie value for the current state. */
@@ -50,10 +52,10 @@ export interface Backend {
 export function loadedState (
   id: string, key: string | undefined, record: SessionRecord, cookie: string | undefined, payload: Buffer | undefined
 ): SessionState {
-  return { id, key, data: record.data, version: record.version, createdAt: record.createdAt, expiresAt: record.expiresAt, cookie, payload }
+  return { id, key, data: record.data, version: record.version, createdAt: record.createdAt, expiresAt: record.expiresAt, user: record.user, cookie, payload }
 }
 
 /** A fresh state: a new id that no store has seen. */
 export function freshState (id: string, data: Record<string, unknown>, createdAt: number, expiresAt: number): SessionState {
-  return { id, key: undefined, data, version: 0, createdAt, expiresAt, cookie: undefined, payload: undefined }
+  return { id, key: undefined, data, version: 0, createdAt, expiresAt, user: undefined, cookie: undefined, payload: undefined }
 }

@@ -64,6 +64,11 @@ export class CookieBackend implements Backend {
 
   async destroy (): Promise<void> {}
 
+  // A sealed cookie cannot be taken back: only a revocation (checked by the plugin) ends it.
+  alive (): boolean {
+    return true
+  }
+
   exclusive<T> (_state: unknown, _operation: string, task: () => MaybePromise<T>): MaybePromise<T> {
     return task()
   }
@@ -109,8 +114,12 @@ export class CookieBackend implements Backend {
     return { ok: true, state: loadedState(session.id, undefined, record, entry.current ? cookie : undefined, entry.payload) }
   }
 
+  // The user is worked out from the data: the cookie has no room to spare for a digest.
   #record ({ data, createdAt, lastActive }: SealedSession): SessionRecord {
-    return { data, version: SEALED_VERSION, createdAt, expiresAt: expiryFor(this.#options, lastActive, createdAt) }
+    const record: SessionRecord = { data, version: SEALED_VERSION, createdAt, expiresAt: expiryFor(this.#options, lastActive, createdAt) }
+    const user = this.#options.users?.of(data)
+    if (user !== undefined) record.user = user
+    return record
   }
 
   // Authentic but unreadable, e.g. written before a custom store changed its format: like

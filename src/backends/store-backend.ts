@@ -8,7 +8,7 @@ import { parseJson } from '../json'
 import type { MaybePromise } from '../maybe-promise'
 import type { ResolvedOptions } from '../options'
 import { RECENT_COOKIE_CHARS, RecentCookies } from '../recent-cookies'
-import type { SessionRecord } from '../store'
+import type { SessionRecord, UserSession } from '../store'
 import { loadedState, type Backend, type Loaded, type SessionState } from './backend'
 
 /** A signed cookie known to be authentic: its id and store key. */
@@ -65,11 +65,28 @@ export class StoreBackend implements Backend {
     )
   }
 
-  async read (state: SessionState): Promise<SessionRecord | undefined> {
+  async read (state: Pick<SessionState, 'id' | 'key'>): Promise<SessionRecord | undefined> {
     return this.#get(keyOf(state)).catch((err: unknown) => {
       if (err instanceof UnusableRecordError) return undefined
       throw err
     })
+  }
+
+  alive (state: Pick<SessionState, 'id' | 'key'>): Promise<boolean> {
+    return this.read(state).then((record) => record !== undefined)
+  }
+
+  /** The per-user index, records opened; one that does not open is left out. */
+  async listUser (user: string): Promise<UserSession[]> {
+    const entries = await this.#store.listUser(user)
+    const records = this.#records
+    if (records === undefined) return entries
+    const opened = await Promise.all(entries.map(({ key, record }) => records.open(key, record).then((open) => ({ key, record: open }), () => undefined)))
+    return opened.filter((entry) => entry !== undefined)
+  }
+
+  destroyUser (user: string): Promise<number> {
+    return this.#store.destroyUser(user)
   }
 
   compareAndSet (state: SessionState, record: SessionRecord, expected: number): Promise<boolean> {

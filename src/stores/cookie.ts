@@ -1,6 +1,6 @@
 import { parseJson } from '../json'
-import type { SealedSession, StatelessStore } from '../store'
-import { integer, knownKeys, plainObject } from '../validate'
+import type { SealedSession, SessionStore, StatelessStore } from '../store'
+import { integer, knownKeys, plainObject, seconds, sessionStore } from '../validate'
 
 /** Browsers keep at most about 4096 bytes of one cookie (RFC 6265 §6.1 asks for at least that). */
 export const MAX_COOKIE_BYTES = 4096
@@ -19,6 +19,14 @@ const DATA_START = LAST_ACTIVE + 6
 export interface CookieStoreOptions {
   /** Longest `Set-Cookie` header value, in bytes; at most and by default 4096. */
   maxCookieBytes?: number
+  /**
+   * A server-side store (Redis, say) for per-user "not before" stamps: with it and the
+   * plugin's `userKey`, `fastify.sessions.revokeUser()` ends sealed sessions too, at the
+   * price of one stamp lookup whenever a signed-in session is loaded.
+   */
+  revocations?: SessionStore
+  /** Seconds a stamp lookup answers later ones of the same user too. Default 0: every load looks. */
+  revocationCache?: number
 }
 
 function isData (value: unknown): value is Record<string, unknown> {
@@ -42,11 +50,15 @@ function fromPayload (payload: Buffer): SealedSession | undefined {
 export class CookieStore implements StatelessStore {
   readonly stateless = true
   readonly maxCookieBytes: number
+  readonly revocations: SessionStore | undefined
+  readonly revocationCache: number
 
   constructor (options: CookieStoreOptions = {}) {
     const given = plainObject('CookieStore options', options)
-    knownKeys('CookieStore ', given, ['maxCookieBytes'])
+    knownKeys('CookieStore ', given, ['maxCookieBytes', 'revocations', 'revocationCache'])
     this.maxCookieBytes = integer('CookieStore maxCookieBytes', given.maxCookieBytes, MAX_COOKIE_BYTES, MIN_COOKIE_BYTES, MAX_COOKIE_BYTES)
+    this.revocations = given.revocations === undefined ? undefined : sessionStore('CookieStore revocations', given.revocations)
+    this.revocationCache = given.revocationCache === 0 ? 0 : seconds('CookieStore revocationCache', given.revocationCache, 0)
   }
 
   encode (session: SealedSession): Buffer {

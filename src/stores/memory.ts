@@ -1,5 +1,5 @@
 import { parseJson } from '../json'
-import type { SessionRecord, SessionStore } from '../store'
+import type { SessionRecord, SessionStore, UserSession } from '../store'
 import { integer, knownKeys, plainObject, seconds } from '../validate'
 
 export interface MemoryStoreOptions {
@@ -14,6 +14,7 @@ interface Entry {
   version: number
   createdAt: number
   expiresAt: number
+  user: string | undefined
 }
 
 /**
@@ -22,6 +23,8 @@ interface Entry {
  */
 export class MemoryStore implements SessionStore {
   #entries = new Map<string, Entry>()
+  // The per-user index: the keys of each user's records, kept in step with #entries.
+  #users = new Map<string, Set<string>>()
   #max: number
   #timer: NodeJS.Timeout
 
@@ -44,21 +47,40 @@ export class MemoryStore implements SessionStore {
     // Re-inserting marks the entry as most recently used.
     this.#entries.delete(key)
     this.#entries.set(key, entry)
-    const { json, version, createdAt, expiresAt } = entry
-    return { data: parseJson(json) as Record<string, unknown>, version, createdAt, expiresAt }
+    return recordOf(entry)
   }
 
   async set (key: string, record: SessionRecord, expectedVersion: number): Promise<boolean> {
     const json = JSON.stringify(record.data)
     if ((this.#live(key)?.version ?? 0) !== expectedVersion) return false
-    this.#entries.delete(key)
-    this.#entries.set(key, { json, version: record.version, createdAt: record.createdAt, expiresAt: record.expiresAt })
+    this.#remove(key)
+    const { version, createdAt, expiresAt, user } = record
+    this.#entries.set(key, { json, version, createdAt, expiresAt, user })
+    if (user !== undefined) this.#file(user, key)
     if (this.#entries.size > this.#max) this.#evictOldest()
     return true
   }
 
   async destroy (key: string): Promise<void> {
-    this.#entries.delete(key)
+    this.#remove(key)
+  }
+
+  async listUser (user: string): Promise<UserSession[]> {
+    const listed: UserSession[] = []
+    for (const key of this.#users.get(user) ?? []) {
+      const entry = this.#live(key)
+      if (entry !== undefined) listed.push({ key, record: recordOf(entry) })
+    }
+    return listed
+  }
+
+  async destroyUser (user: string): Promise<number> {
+    let ended = 0
+    for (const key of this.#users.get(user) ?? []) {
+      if (this.#live(key) !== undefined) ended++
+      this.#remove(key)
+    }
+    return ended
   }
 
   async touch (key: string, expiresAt: number): Promise<boolean> {
@@ -71,15 +93,32 @@ export class MemoryStore implements SessionStore {
   async close (): Promise<void> {
     clearInterval(this.#timer)
     this.#entries.clear()
+    this.#users.clear()
   }
 
   #live (key: string): Entry | undefined {
     const entry = this.#entries.get(key)
     if (entry !== undefined && entry.expiresAt <= Date.now()) {
-      this.#entries.delete(key)
+      this.#remove(key)
       return undefined
     }
     return entry
+  }
+
+  #file (user: string, key: string): void {
+    const keys = this.#users.get(user)
+    if (keys === undefined) this.#users.set(user, new Set([key]))
+    else keys.add(key)
+  }
+
+  // Every removal comes through here, so the index never names a record that is gone.
+  #remove (key: string): void {
+    const user = this.#entries.get(key)?.user
+    this.#entries.delete(key)
+    if (user === undefined) return
+    const keys = this.#users.get(user) as Set<string>
+    keys.delete(key)
+    if (keys.size === 0) this.#users.delete(user)
   }
 
   // A Map deleted from at the front keeps holes there until it is rebuilt, and every walk
@@ -90,14 +129,20 @@ export class MemoryStore implements SessionStore {
     let excess = this.#entries.size - this.#max + Math.floor(this.#max / 100)
     for (const key of this.#entries.keys()) {
       if (excess-- <= 0) break
-      this.#entries.delete(key)
+      this.#remove(key)
     }
   }
 
   #sweep (): void {
     const now = Date.now()
     for (const [key, entry] of this.#entries) {
-      if (entry.expiresAt <= now) this.#entries.delete(key)
+      if (entry.expiresAt <= now) this.#remove(key)
     }
   }
+}
+
+function recordOf ({ json, version, createdAt, expiresAt, user }: Entry): SessionRecord {
+  const record: SessionRecord = { data: parseJson(json) as Record<string, unknown>, version, createdAt, expiresAt }
+  if (user !== undefined) record.user = user
+  return record
 }

@@ -14,6 +14,7 @@ export function fakeBackend (members: Partial<Backend>): Backend {
     compareAndSet: unused,
     touch: () => true,
     destroy: async () => {},
+    alive: () => true,
     exclusive: (_state, _operation, task) => task(),
     issue: unused,
     ...members
