@@ -2,7 +2,8 @@
 // also proves that the ESM entry point works (Node resolves the name through "exports").
 //
 // Session data used here (in TypeScript you would declare it by merging into SessionData):
-//   user:   string    the logged-in username
+//   user:   string    the logged-in username (userKey: logout everywhere and the device list)
+//   device: string    the browser that logged in, shown in the device list
 //   visits: number    home page views in this session
 //   cart:   string[]  ids from ITEMS, one entry per unit added
 import Fastify from 'fastify'
@@ -19,6 +20,7 @@ export const ITEMS = Object.freeze({
 })
 
 const MAX_USERNAME = 64
+const MAX_DEVICE = 60
 const MAX_CART = 50
 
 export function escapeHtml (value) {
@@ -64,10 +66,26 @@ function renderFlashes (all) {
     .join('\n')
 }
 
-function renderUser (user) {
+function time (ms) {
+  return new Date(ms).toISOString().replace('T', ' ').slice(0, 19) + ' UTC'
+}
+
+// What fastify.sessions.listSessions() gives: times and the metadata picked below, no ids.
+function renderDevices (sessions) {
+  const rows = sessions.map((s) =>
+    `<li class="device">${escapeHtml(s.device ?? 'unknown browser')}: signed in ${time(s.createdAt)}, last active ${time(s.lastActive)}</li>`)
+  return `<h3>Your sessions (${sessions.length})</h3>
+<ul class="devices">
+${rows.join('\n')}
+</ul>
+<form method="post" action="/logout-everywhere"><button type="submit">Log out everywhere</button></form>`
+}
+
+function renderUser (user, sessions) {
   if (user !== undefined) {
     return `<p>Logged in as <strong class="user">${escapeHtml(user)}</strong>.</p>
-<form method="post" action="/logout"><button type="submit">Log out</button></form>`
+<form method="post" action="/logout"><button type="submit">Log out</button></form>
+${renderDevices(sessions)}`
   }
   return `<p>You are not logged in.</p>
 <form method="post" action="/login">
@@ -102,17 +120,19 @@ async function countVisit (session) {
   return visits
 }
 
-async function homePage (session) {
+async function homePage (app, session) {
   // An anonymous first visit stays read-only, so it creates no session and sends no cookie.
   // Visits are counted once the session exists (after a login or a first cart item).
   const visits = session.isNew ? undefined : await countVisit(session)
+  const user = session.get('user')
+  const sessions = user === undefined ? [] : await app.sessions.listSessions(user, { meta: (data) => ({ device: data.device }) })
   const counter = visits === undefined
     ? '<p class="visits">No session yet: visits are counted once you log in or add something to the cart.</p>'
     : `<p class="visits">Visits in this session: <strong>${visits}</strong></p>`
   return page('fastify-sessions demo', `<h1>fastify-sessions demo</h1>
 ${renderFlashes(session.flashes())}
 <h2>Account</h2>
-${renderUser(session.get('user'))}
+${renderUser(user, sessions)}
 <h2>Visits</h2>
 ${counter}
 <h2>Cart</h2>
@@ -127,7 +147,7 @@ function registerRoutes (app) {
   app.get('/', async (request, reply) => {
     // Personal content: no shared cache may keep it, cookie or not.
     reply.type('text/html; charset=utf-8').header('cache-control', 'no-store')
-    return homePage(request.session)
+    return homePage(app, request.session)
   })
 
   app.post('/login', async (request, reply) => {
@@ -140,6 +160,7 @@ function registerRoutes (app) {
     // count are carried over by name.
     await request.session.regenerate(['cart', 'visits'])
     request.session.set('user', username)
+    request.session.set('device', (request.headers['user-agent'] ?? 'unknown browser').slice(0, MAX_DEVICE))
     request.session.flash('info', `Welcome, ${username}`)
     return redirectHome(reply)
   })
@@ -167,6 +188,16 @@ function registerRoutes (app) {
     return redirectHome(reply)
   })
 
+  // Ends every session of this user, in every browser: this one is logged out too.
+  app.post('/logout-everywhere', async (request, reply) => {
+    const user = request.session.get('user')
+    if (user !== undefined) {
+      await request.session.destroy()
+      await app.sessions.revokeUser(user)
+    }
+    return redirectHome(reply)
+  })
+
   app.get('/healthz', { config: { session: false } }, async () => ({ ok: true }))
 }
 
@@ -181,7 +212,7 @@ export async function buildApp ({ secret = process.env.SESSION_SECRET, logger = 
     app.log.warn('SESSION_SECRET is not set: using the built-in demo secret. Set SESSION_SECRET (at least 32 random characters) in production, or anyone can forge sessions.')
   }
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, parseForm)
-  await app.register(fastifySessions, { secret: demoSecret ? DEMO_SECRET : secret })
+  await app.register(fastifySessions, { secret: demoSecret ? DEMO_SECRET : secret, userKey: 'user' })
   registerRoutes(app)
   return app
 }

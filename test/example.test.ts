@@ -178,6 +178,29 @@ t.test('login regenerates the id and keeps the anonymous cart', async (t) => {
   t.match(fixated.body, 'Your cart is empty.', 'the pre-login id is dead')
 })
 
+t.test('the device list shows every session of the user, and log out everywhere ends them all', async (t) => {
+  const instance = await app(t)
+  const phone = new Browser(instance)
+  const laptop = new Browser(instance)
+  const other = new Browser(instance)
+  await phone.post('/login', { username: 'gina', password: 'x' })
+  await laptop.post('/login', { username: 'gina', password: 'x' })
+  await other.post('/login', { username: 'hal', password: 'x' })
+  const home = await phone.get('/')
+  t.match(home.body, 'Your sessions (2)')
+  t.equal([...home.body.matchAll(/<li class="device">lightMyRequest: signed in /g)].length, 2, 'both, with the browser that signed in')
+  t.notMatch(home.body, phone.sid as string, 'no session id on the page')
+  t.match((await other.get('/')).body, 'Your sessions (1)', 'another user sees only theirs')
+
+  const out = await laptop.post('/logout-everywhere')
+  t.equal(out.statusCode, 303)
+  assertAnonymous(t, await phone.get('/'))
+  assertAnonymous(t, await laptop.get('/'))
+  t.equal(loggedInAs((await other.get('/')).body), 'hal', 'other users stay logged in')
+  await phone.post('/login', { username: 'gina', password: 'x' })
+  t.match((await phone.get('/')).body, 'Your sessions (1)', 'a new login after it works')
+})
+
 t.test('a tampered or garbage cookie gives the anonymous page, never an error', async (t) => {
   const browser = new Browser(await app(t))
   await browser.post('/login', { username: 'carol', password: 'x' })
