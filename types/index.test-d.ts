@@ -110,3 +110,30 @@ expectAssignable<Uint8Array>(new CookieStore().encode({ id: 'x', data: {}, creat
 expectAssignable<StatelessStore>({ stateless: true as const, maxCookieBytes: 4096, encode: () => new Uint8Array(2), decode: (_payload: Buffer) => undefined })
 expectNotAssignable<StatelessStore>({ stateless: true as const, maxCookieBytes: 4096, encode: () => '{}', decode: (_payload: Buffer) => undefined })
 expectType<"FST_SESS_COOKIE_TOO_LARGE">(new CookieTooLargeError(5000, 4096).code)
+
+// Log out everywhere
+app.register(fastifySessions, { secret: 'x'.repeat(32), userKey: 'userId' })
+app.register(fastifySessions, { secret: 'x'.repeat(32), userKey: (data) => data.userId })
+app.register(fastifySessions, {
+  secret: 'x'.repeat(32),
+  store: new CookieStore({ revocations: new MemoryStore(), revocationCache: 5 }),
+  userKey: 'userId'
+})
+expectError(app.register(fastifySessions, { secret: 'x'.repeat(32), userKey: 42 }))
+expectType<Promise<number | undefined>>(app.sessions.revokeUser('ada'))
+expectType<Promise<number | undefined>>(app.sessions.revokeUser(42))
+app.sessions.listSessions('ada', { meta: (data) => ({ device: data.device }) }).then((list) => {
+  expectType<number>(list[0].createdAt)
+  expectType<number>(list[0].lastActive)
+  expectType<number>(list[0].expiresAt)
+  expectType<unknown>(list[0].device)
+})
+expectError(app.sessions.revokeUser({ id: 1 }))
+const indexed: SessionStore = {
+  get: async () => undefined,
+  set: async () => true,
+  destroy: async () => {},
+  listUser: async (user: string) => [{ key: user, record: { data: {}, version: 1, createdAt: 0, expiresAt: 1, user } }],
+  destroyUser: async () => 0
+}
+expectAssignable<SessionStore>(indexed)
