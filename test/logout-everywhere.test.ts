@@ -184,3 +184,44 @@ t.test('a store failure while revoking or listing is FST_SESS_STORE_UNAVAILABLE'
   t.teardown(() => stamps.close())
   await t.rejects(stamps.sessions.revokeUser('ada'), { code: 'FST_SESS_STORE_UNAVAILABLE' })
 })
+
+t.test('a listing leaves out what the plugin cannot use, and refuses what is not a list', async (t) => {
+  const inner = new MemoryStore()
+  const { store, written } = recording(inner)
+  const sealed = await build({ store, userKey: 'userId', encryptAtRest: true }, accountRoutes)
+  t.teardown(() => sealed.close())
+  await login(sealed, 'ada')
+  await login(sealed, 'ada')
+  t.equal((await sealed.sessions.listSessions('ada')).length, 2)
+  const [[key, record]] = written
+  await inner.set(key, { ...record, data: { sealed: 'not a sealed value' }, version: record.version + 1 }, record.version)
+  t.equal((await sealed.sessions.listSessions('ada')).length, 1, 'a record that does not open is left out')
+
+  const odd = await build({
+    store: { ...storeWithoutIndex(), listUser: async () => [{ key: 'k', record: { data: 'x' } }, { key: 7 }] as never, destroyUser: async () => 0 },
+    userKey: 'userId'
+  }, accountRoutes)
+  t.teardown(() => odd.close())
+  t.same(await odd.sessions.listSessions('ada'), [], 'entries of the wrong shape are left out')
+  const notList = await build({ store: { ...storeWithoutIndex(), listUser: async () => 'nope' as never, destroyUser: async () => 0 }, userKey: 'userId' }, accountRoutes)
+  t.teardown(() => notList.close())
+  await t.rejects(notList.sessions.listSessions('ada'), { code: 'FST_SESS_STORE_UNAVAILABLE' })
+})
+
+t.test('stamps: a forged cookie is refused before any stamp lookup; a custom stateless store can take revocations', async (t) => {
+  const codec = new CookieStore()
+  const custom = {
+    stateless: true as const,
+    maxCookieBytes: 4096,
+    encode: (session: Parameters<CookieStore['encode']>[0]) => codec.encode(session),
+    decode: (payload: Buffer) => codec.decode(payload),
+    revocations: new MemoryStore()
+  }
+  const app = await build({ store: custom, userKey: 'userId' }, accountRoutes)
+  t.teardown(() => app.close())
+  t.equal(await whoIs(app, 'sid=forged'), null)
+  const cookie = await login(app, 'ada')
+  t.equal(await whoIs(app, cookie), 'ada')
+  await app.sessions.revokeUser('ada')
+  t.equal(await whoIs(app, cookie), null)
+})
