@@ -331,10 +331,10 @@ export class Session {
     const state = this.#state
     const policy = this.#policy()
     const stored = this.#backend.exclusive(state, 'write', () => writeRecord(this.#ctx, state, this.#log, policy))
-    return then(then(then(stored, (record) => {
+    return then(then(stored, (record) => {
       this.#written(record)
-      return this.#confirmRetired()
-    }), () => this.#retire()), () => this.#issue(true))
+      return this.#retired === undefined ? undefined : then(this.#confirmRetired(), () => this.#retire())
+    }), () => this.#issue(true))
   }
 
   // A regenerated session replaces one that must still stand once the new one is stored:
@@ -342,8 +342,7 @@ export class Session {
   // new one goes too. Checked after the write, so a revocation that comes later still finds
   // the new record (filed under its user) or its creation time (before the stamp).
   #confirmRetired (): MaybePromise<void> {
-    const retired = this.#retired
-    if (retired === undefined) return undefined
+    const retired = this.#retired as SessionState
     const standing = then(this.#backend.alive(retired), (alive) => alive && then(this.#ctx.revocations.revoked(retired, true), (revoked) => !revoked))
     return then(standing, (stands) => stands ? undefined : this.#undoRegenerate())
   }
