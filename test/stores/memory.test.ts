@@ -1,8 +1,9 @@
 import t from 'tap'
-import { MemoryStore } from '../src/index'
-import { record, storeConformance, uniqueKey } from './helpers/conformance'
+import { MemoryStore } from '../../src/index'
+import { conformance } from '../../src/testing'
+import { record, uniqueKey } from '../helpers/record'
 
-storeConformance(t, 'MemoryStore', { make: async () => ({ store: new MemoryStore() }), clock: 'process' })
+conformance({ test: (name, fn) => t.test(name, fn), store: () => new MemoryStore(), name: 'MemoryStore' })
 
 /** Holds the timers MemoryStore starts, so a test runs its sweep when it chooses. */
 function heldIntervals (t: tap.Test): { started: Array<{ run: () => void, ms: number, timer: object }>, cleared: unknown[] } {

@@ -1,13 +1,14 @@
 import t from 'tap'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
-import { storeKey } from '../src/crypto/ids'
-import fastifySessions, { RedisStore, type RedisStoreOptions } from '../src/index'
-import { record, storeConformance, uniqueKey } from './helpers/conformance'
+import { storeKey } from '../../src/crypto/ids'
+import fastifySessions, { RedisStore, type RedisStoreOptions, type SessionStore } from '../../src/index'
+import { conformance } from '../../src/testing'
+import { record, uniqueKey } from '../helpers/record'
 import {
   cli, redisUnavailable, startCluster, startSentinel, startStandalone, waitFor,
   type ClusterSetup, type SentinelSetup, type Standalone
-} from './helpers/redis-servers'
+} from '../helpers/redis-servers'
 
 const HOST = '127.0.0.1'
 const SECRET = 'redis-store-test-secret-long-enough-0001'
@@ -45,14 +46,21 @@ function sentinelClient (setup: SentinelSetup, extra: RedisOptions = {}): Redis 
   })
 }
 
-function conformance (t: tap.Test, topology: string, connect: () => Client): void {
-  storeConformance(t, `RedisStore ${topology}`, {
-    make: async () => {
+/** The published conformance suite on one topology: each case on a client and a prefix of its own. */
+function conformanceOn (t: tap.Test, topology: string, connect: () => Client): void {
+  const clients = new WeakMap<SessionStore, Client>()
+  conformance({
+    test: (name, fn) => t.test(name, fn),
+    name: `RedisStore ${topology}`,
+    // Redis drops a record at its PEXPIREAT, on its own clock.
+    clock: 'server',
+    store: () => {
       const client = connect()
       const store = new RedisStore({ client, prefix: uniquePrefix(topology) })
-      return { store, close: async () => client.disconnect() }
+      clients.set(store, client)
+      return store
     },
-    clock: 'server'
+    close: (store) => clients.get(store)?.disconnect()
   })
 }
 
@@ -157,7 +165,7 @@ async function standaloneTests (t: tap.Test, redis: Standalone): Promise<void> {
     await redis.stop()
   })
   const admin = connect()
-  conformance(t, 'standalone', () => standaloneClient(redis.port))
+  conformanceOn(t, 'standalone', () => standaloneClient(redis.port))
   scriptTests(t, connect(), admin)
   expiryTests(t, connect(), admin)
   encodingTests(t, connect(), admin)
@@ -367,7 +375,7 @@ function timeoutTests (t: tap.Test, redis: Standalone, connect: () => Redis): vo
 
 async function clusterTests (t: tap.Test, cluster: ClusterSetup): Promise<void> {
   t.teardown(() => cluster.stop())
-  conformance(t, 'cluster', () => new Cluster(cluster.nodes))
+  conformanceOn(t, 'cluster', () => new Cluster(cluster.nodes))
 
   t.test('cluster: records spread over the masters; NOSCRIPT is handled per node', async (t) => {
     const client = own(t, new Cluster(cluster.nodes))
@@ -387,7 +395,7 @@ async function clusterTests (t: tap.Test, cluster: ClusterSetup): Promise<void> 
 
 async function sentinelTests (t: tap.Test, setup: SentinelSetup): Promise<void> {
   t.teardown(() => setup.stop())
-  conformance(t, 'sentinel', () => sentinelClient(setup))
+  conformanceOn(t, 'sentinel', () => sentinelClient(setup))
   t.test('sentinel: sessions survive a failover; requests during it succeed or fail cleanly', (t) => failoverTest(t, setup))
 }
 
