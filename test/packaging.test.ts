@@ -128,3 +128,69 @@ t.test('the README quick start and every export type-check under nodenext (ESM a
     t.same(offered, Object.fromEntries(files.map((file) => [file, declared])), `${mode}: every import offers every export`)
   }
 })
+
+// fastify-sessions/testing: the conformance suite, for store authors, from both module systems.
+
+/** Runs a file of the project under node:test's TAP reporter and answers its counts. */
+async function runSuite (file: string, cwd = project): Promise<{ tests: number, pass: number, fail: number }> {
+  const { stdout } = await run(process.execPath, ['--test-reporter=tap', file], { cwd, env: userEnv })
+  const count = (name: string): number => Number(new RegExp(`^# ${name} (\\d+)$`, 'm').exec(stdout)?.[1])
+  return { tests: count('tests'), pass: count('pass'), fail: count('fail') }
+}
+
+t.test('fastify-sessions/testing: import and require() give the same functions', async (t) => {
+  writeFileSync(join(project, 'testing.mjs'), `
+    import { conformance, uniqueKey } from 'fastify-sessions/testing'
+    import { createRequire } from 'node:module'
+    const required = createRequire(import.meta.url)('fastify-sessions/testing')
+    console.log(JSON.stringify({
+      types: [typeof conformance, typeof uniqueKey],
+      same: conformance === required.conformance && uniqueKey === required.uniqueKey,
+      names: Object.keys(required).sort(),
+      key: /^[\\w-]{43}$/.test(uniqueKey())
+    }))
+  `)
+  t.same(await runJson('testing.mjs'), { types: ['function', 'function'], same: true, names: ['conformance', 'uniqueKey'], key: true })
+})
+
+t.test('fastify-sessions/testing: require() runs the suite under node:test on the installed MemoryStore', async (t) => {
+  writeFileSync(join(project, 'testing.test.cjs'), `
+    const { test } = require('node:test')
+    const { conformance } = require('fastify-sessions/testing')
+    const { MemoryStore } = require('fastify-sessions')
+    conformance({ test, store: () => new MemoryStore(), name: 'installed MemoryStore' })
+  `)
+  const counts = await runSuite('testing.test.cjs')
+  t.ok(counts.tests >= 25, `${counts.tests} cases`)
+  t.same(counts, { tests: counts.tests, pass: counts.tests, fail: 0 })
+})
+
+t.test('the README store type-checks against the packed declarations and passes the suite, imported as an ES module', async (t) => {
+  const section = readme.split('\n### Writing a store\n')[1]?.split(/\n##+ /)[0] ?? ''
+  const [store, nodeTest, tapTest] = [...section.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1])
+  t.ok(store !== undefined && nodeTest !== undefined && tapTest !== undefined, 'the section has the store, a node:test file and a tap file')
+  const dir = join(project, 'readme-store')
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module', private: true }))
+  const sources = { 'map-store.ts': store, 'map-store.test.ts': nodeTest, 'map-store.tap.ts': tapTest }
+  for (const [file, text] of Object.entries(sources)) writeFileSync(join(dir, file), text ?? '')
+  // TypeScript's own form of require(), from a CommonJS file.
+  writeFileSync(join(project, 'testing-require.cts'), `
+    import testing = require('fastify-sessions/testing')
+    import nodeTest = require('node:test')
+    import { MemoryStore } from 'fastify-sessions'
+    testing.conformance({ test: nodeTest.test, store: () => new MemoryStore(), clock: 'server', shortTtlMs: 2000 })
+    // @ts-expect-error the store factory is required
+    testing.conformance({ test: nodeTest.test })
+  `)
+  const files = [...Object.keys(sources).map((file) => join(dir, file)), join(project, 'testing-require.cts')]
+  t.same(typeCheck(files, { module: ts.ModuleKind.NodeNext, esModuleInterop: true }).diagnostics, [], 'no diagnostics')
+
+  for (const file of ['map-store.ts', 'map-store.test.ts']) {
+    const { outputText } = ts.transpileModule(readFileSync(join(dir, file), 'utf8'), { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } })
+    writeFileSync(join(dir, file.replace(/\.ts$/, '.js')), outputText)
+  }
+  const counts = await runSuite('map-store.test.js', dir)
+  t.ok(counts.tests >= 25, `${counts.tests} cases`)
+  t.same(counts, { tests: counts.tests, pass: counts.tests, fail: 0 })
+})
