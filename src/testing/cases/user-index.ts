@@ -1,6 +1,6 @@
 import type { Case, CaseContext } from '../case'
 import type { Check } from '../check'
-import { comparable, record } from '../record'
+import { comparable, LIVE_MS, record } from '../record'
 import { uniqueKey } from '../unique-key'
 import type { SessionRecord, SessionStore, UserSession } from '../../store'
 
@@ -33,15 +33,15 @@ async function expectListed (store: IndexedStore, check: Check, user: string, ex
 }
 
 /** Writes a record and answers the entry listUser should give for it. */
-async function login (store: SessionStore, user: string | undefined, data: Record<string, unknown> = {}): Promise<UserSession> {
+async function login (store: SessionStore, user: string | undefined, data: Record<string, unknown> = {}, lifetimeMs = LIVE_MS): Promise<UserSession> {
   const key = uniqueKey()
-  const written = record(data, { user })
+  const written = record(data, { user, lifetimeMs })
   await store.set(key, written, 0)
   return { key, record: written }
 }
 
-/** Rewrites a record (version + 1) with another user, or none. */
-async function moveTo (store: SessionStore, { key, record: old }: UserSession, user: string | undefined): Promise<UserSession> {
+/** Rewrites a record (version + 1, live for long) with a user, or none. */
+async function rewrite (store: SessionStore, { key, record: old }: UserSession, user: string | undefined): Promise<UserSession> {
   const moved = record(old.data, { version: old.version + 1, user })
   await store.set(key, moved, old.version)
   return { key, record: moved }
@@ -63,8 +63,8 @@ export const userIndex: Case[] = [
     await login(store, undefined)
     const destroyed = await login(store, ada)
     await store.destroy(destroyed.key)
-    const movedToBob = await moveTo(store, await login(store, ada), bob)
-    await moveTo(store, await login(store, ada), undefined)
+    const movedToBob = await rewrite(store, await login(store, ada), bob)
+    await rewrite(store, await login(store, ada), undefined)
     await expectListed(store, check, ada, adas, "ada's two records; not bob's, not one without a user, not a destroyed one, not ones moved away")
     await expectListed(store, check, bob, [...bobs, movedToBob], "bob's record and the one moved to bob")
     await expectListed(store, check, uniqueKey(), [], 'a user without records')
@@ -83,7 +83,7 @@ export const userIndex: Case[] = [
   indexCase("destroyUser removes exactly that user's records and resolves how many", async (store, { check }) => {
     const [ada, bob] = [uniqueKey(), uniqueKey()]
     const adas = [await login(store, ada), await login(store, ada)]
-    const others = [await login(store, bob), await login(store, undefined), await moveTo(store, await login(store, ada), bob)]
+    const others = [await login(store, bob), await login(store, undefined), await rewrite(store, await login(store, ada), bob)]
     check.equal(await store.destroyUser(ada), adas.length, 'destroyUser of a user with two live records')
     for (const { key } of adas) check.equal(await store.get(key), undefined, 'get of a record of the destroyed user')
     for (const { key, record } of others) check.same(comparable(await store.get(key)), record, "get of another user's record, one without a user, or one moved away")
@@ -91,18 +91,24 @@ export const userIndex: Case[] = [
     check.equal(await store.destroyUser(ada), 0, 'destroyUser again')
     check.equal(await store.destroyUser(uniqueKey()), 0, 'destroyUser of a user without records')
   }),
-  indexCase('an expired record leaves the index: listUser skips it, destroyUser neither counts it nor touches a record created over it', async (store, { check, clock }) => {
+  indexCase('an expired record leaves the index, a touched or rewritten one stays, and destroyUser spares a record created over an expired one', async (store, { check, clock }) => {
     const [ada, bob] = [uniqueKey(), uniqueKey()]
-    const live = await login(store, ada)
-    const [lapsed, reused] = [uniqueKey(), uniqueKey()]
-    for (const key of [lapsed, reused]) await store.set(key, record({}, { user: ada, lifetimeMs: clock.lifetimeMs }), 0)
+    const short = async (): Promise<UserSession> => login(store, ada, {}, clock.lifetimeMs)
+    await short() // expires, and stays expired
+    const [reused, rewritten, touched] = [await short(), await short(), await short()]
+    const staying = [await login(store, ada), await rewrite(store, rewritten, ada)]
+    if (store.touch !== undefined) {
+      const later = Date.now() + LIVE_MS
+      await store.touch(touched.key, later)
+      staying.push({ key: touched.key, record: { ...touched.record, expiresAt: later } })
+    }
     await clock.pass()
-    const bobs = record({ bob: true }, { user: bob })
-    check.equal(await store.set(reused, bobs, 0), true, "set with expectedVersion 0 over an expired record of ada's, for bob")
-    await expectListed(store, check, ada, [live], "ada's live record only")
-    await expectListed(store, check, bob, [{ key: reused, record: bobs }], "bob's record created over an expired one of ada's")
-    check.equal(await store.destroyUser(ada), 1, 'destroyUser of a user with one live and two expired records')
-    check.same(comparable(await store.get(reused)), bobs, "get of bob's record after destroyUser of ada")
+    const bobs = { key: reused.key, record: record({ bob: true }, { user: bob }) }
+    check.equal(await store.set(bobs.key, bobs.record, 0), true, "set with expectedVersion 0 over an expired record of ada's, for bob")
+    await expectListed(store, check, ada, staying, "ada's live records, touched and rewritten ones included; not expired ones")
+    await expectListed(store, check, bob, [bobs], "bob's record created over an expired one of ada's")
+    check.equal(await store.destroyUser(ada), staying.length, `destroyUser of a user with ${staying.length} live records and expired ones`)
+    check.same(comparable(await store.get(bobs.key)), bobs.record, "get of bob's record after destroyUser of ada")
   }),
   indexCase(`${CONCURRENT_LOGINS} concurrent creates for one user, then destroyUser, leave none`, async (store, { check }) => {
     const ada = uniqueKey()
