@@ -1,10 +1,12 @@
-import { createHash } from 'node:crypto'
 import type { Writable } from 'node:stream'
 import type { Cluster, Redis } from 'ioredis'
 import { parseJson } from '../json'
 import { UnusableRecordError } from '../errors'
-import type { SessionRecord, SessionStore } from '../store'
+import type { SessionRecord, SessionStore, UserSession } from '../store'
 import { fail, knownKeys, methods, plainObject } from '../validate'
+import {
+  COMPARE_AND_SET, DESTROY, DESTROY_IF_USER, DESTROY_USER, FILE, LIST_USER, MEMBERS, TOUCH, UNFILE, type Script
+} from './redis-scripts'
 
 /** Turns session data into one string and back. */
 export interface RedisSerializer {
@@ -27,46 +29,11 @@ interface Commands {
   evalsha (sha: string, keys: number, ...args: Array<string | number>): Promise<unknown>
   eval (script: string, keys: number, ...args: Array<string | number>): Promise<unknown>
   hmget (key: string, ...fields: string[]): Promise<Array<string | null>>
-  del (key: string): Promise<number>
 }
 
-interface Script {
-  lua: string
-  sha: string
-}
-
-function script (lua: string): Script {
-  return { lua, sha: createHash('sha1').update(lua).digest('hex') }
-}
-
-// Scripts are not rolled back on error, so the expiry is checked before anything is
-// written: a failing PEXPIREAT after the HSET would leave a record that never expires.
-function checkExpiry (arg: number): string {
-  return `if not string.match(ARGV[${arg}], '^%d+$') then
-  return redis.error_reply('ERR expiresAt must be whole epoch milliseconds')
-end
-`
-}
-
-// A record is one hash (v: version, c: createdAt, e: expiresAt, d: data), so every
-// operation touches one key and runs unchanged on Cluster. A hash rather than one JSON
-// string lets the scripts read the version and move the expiry without decoding or
-// rewriting the data, however large it is.
-//
-// HGET answers false for a missing key, which reads as version 0.
-const COMPARE_AND_SET = script(checkExpiry(4) + `
-if (redis.call('HGET', KEYS[1], 'v') or '0') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 'c', ARGV[3], 'e', ARGV[4], 'd', ARGV[5])
-redis.call('PEXPIREAT', KEYS[1], ARGV[4])
-return 1`)
-
-// EXISTS comes first: a PEXPIREAT in the past deletes the key, and a HSET after it
-// would bring back a record without data.
-const TOUCH = script(checkExpiry(1) + `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'e', ARGV[1])
-redis.call('PEXPIREAT', KEYS[1], ARGV[1])
-return 1`)
+// A record's hash fields as HMGET answers them: v, c, e, d, u.
+type Row = Array<string | null>
+const FIELDS = ['v', 'c', 'e', 'd', 'u']
 
 const JSON_SERIALIZER: RedisSerializer = { stringify: JSON.stringify, parse: (text) => parseJson(text) as Record<string, unknown> }
 
@@ -76,7 +43,7 @@ function wholeMs (time: number): number {
 }
 
 // The commands a client must offer: ioredis' Redis and Cluster both do.
-const CLIENT_METHODS = ['evalsha', 'eval', 'hmget', 'del']
+const CLIENT_METHODS = ['evalsha', 'eval', 'hmget']
 
 function validate (options: RedisStoreOptions): Required<RedisStoreOptions> {
   const given = plainObject('RedisStore options', options)
@@ -95,11 +62,24 @@ function validate (options: RedisStoreOptions): Required<RedisStoreOptions> {
  * Sessions in Redis: standalone, Sentinel or Cluster. Writes are compare-and-set
  * Lua scripts and expiries are absolute (PEXPIREAT). How long a request waits for Redis
  * is the plugin's `storeTimeout`.
+ *
+ * The per-user index (`<prefix>user:<user>`, a sorted set of keys scored by expiry) is
+ * written in the same script as the record on a single server. A Cluster keeps the set and
+ * the record in different slots, which no script can span: there every step that files a
+ * record (a write, a touch) raises its entry before it touches the record, so a failure in
+ * between leaves at worst an entry without a record, never a record without an entry. As
+ * an entry without a record cannot be told from one whose write is still on its way, a
+ * Cluster removes entries only when they expire, or when the store deleted their record
+ * and nothing filed them again since.
  */
 export class RedisStore implements SessionStore {
   #client: Commands
   #prefix: string
   #serializer: RedisSerializer
+  #cluster: boolean
+  // The prefix of the user sets, as the scripts get it: '' on a Cluster, where a script
+  // may reach no key it was not given.
+  #sets: string
   #corked = false
 
   constructor (options: RedisStoreOptions) {
@@ -107,36 +87,103 @@ export class RedisStore implements SessionStore {
     this.#client = valid.client as unknown as Commands
     this.#prefix = valid.prefix
     this.#serializer = valid.serializer
+    this.#cluster = (valid.client as { isCluster?: unknown }).isCluster === true
+    this.#sets = this.#cluster ? '' : this.#setOf('')
   }
 
   async get (key: string): Promise<SessionRecord | undefined> {
     this.#batch()
-    const [version, createdAt, expiresAt, data] = await this.#client.hmget(this.#prefix + key, 'v', 'c', 'e', 'd')
+    const row = await this.#client.hmget(this.#prefix + key, ...FIELDS)
     // Redis drops the key at its expiry, so a present record is a live one.
-    if (data === null) return undefined
-    return { data: this.#parse(data), version: Number(version), createdAt: Number(createdAt), expiresAt: Number(expiresAt) }
+    return row[3] === null ? undefined : this.#record(row)
   }
 
   async set (key: string, record: SessionRecord, expectedVersion: number): Promise<boolean> {
-    const { version, createdAt } = record
+    const { version, createdAt, user } = record
     const data = this.#serializer.stringify(record.data)
-    const args = [expectedVersion, version, createdAt, wholeMs(record.expiresAt), data]
+    const expiresAt = wholeMs(record.expiresAt)
+    const args = [expectedVersion, version, createdAt, expiresAt, data, this.#sets, key]
+    const keys = [this.#prefix + key]
     this.#batch()
-    return await this.#run(COMPARE_AND_SET, key, args) === 1
+    if (user !== undefined) {
+      args.push(user, Date.now())
+      if (this.#cluster) await this.#file(user, key, expiresAt)
+      else keys.push(this.#setOf(user))
+    }
+    return await this.#run(COMPARE_AND_SET, keys, args) === 1
   }
 
   async destroy (key: string): Promise<void> {
     this.#batch()
-    await this.#client.del(this.#prefix + key)
+    const left = await this.#run(DESTROY, [this.#prefix + key], [this.#sets, key])
+    // Only a Cluster answers [user, expiresAt]: the entry is removed in a second step.
+    if (Array.isArray(left)) await this.#run(UNFILE, [this.#setOf(left[0])], [key, left[1]])
   }
 
   async touch (key: string, expiresAt: number): Promise<boolean> {
+    const at = wholeMs(expiresAt)
     this.#batch()
-    return await this.#run(TOUCH, key, [wholeMs(expiresAt)]) === 1
+    // A Cluster answers the record's user instead of touching it until that user's entry
+    // covers the new expiry. Another round happens only when a write moved the record to
+    // yet another user in between, so the loop ends when such writes do.
+    let filed = ''
+    for (;;) {
+      const answer = await this.#run(TOUCH, [this.#prefix + key], [at, this.#sets, key, Date.now(), filed])
+      if (typeof answer !== 'string') return answer === 1
+      await this.#file(answer, key, at)
+      filed = answer
+    }
+  }
+
+  async listUser (user: string): Promise<UserSession[]> {
+    this.#batch()
+    const set = this.#setOf(user)
+    let rows: Array<[string, Row]>
+    if (this.#cluster) {
+      const keys = await this.#run(MEMBERS, [set], [Date.now()]) as string[]
+      const read = await Promise.all(keys.map((key) => this.#client.hmget(this.#prefix + key, ...FIELDS)))
+      rows = keys.map((key, i) => [key, read[i]])
+    } else {
+      const flat = await this.#run(LIST_USER, [set], [Date.now(), this.#prefix, user]) as Row
+      rows = []
+      for (let i = 0; i < flat.length; i += 6) rows.push([flat[i] as string, flat.slice(i + 1, i + 6)])
+    }
+    const listed: UserSession[] = []
+    for (const [key, row] of rows) {
+      if (row[3] === null || row[4] !== user) continue
+      // One unreadable record does not hide the others: it is left out, and a load of it
+      // finds it unusable and replaces it.
+      try {
+        listed.push({ key, record: this.#record(row) })
+      } catch {}
+    }
+    return listed
+  }
+
+  async destroyUser (user: string): Promise<number> {
+    this.#batch()
+    const set = this.#setOf(user)
+    if (!this.#cluster) return await this.#run(DESTROY_USER, [set], [Date.now(), this.#prefix, user]) as number
+    // Every record filed before this started has its entry by now; each is deleted only
+    // while it still belongs to the user, and only the entries of deleted records go.
+    const keys = await this.#run(MEMBERS, [set], [Date.now()]) as string[]
+    const ended = await Promise.all(keys.map((key) => this.#run(DESTROY_IF_USER, [this.#prefix + key], [user])))
+    const gone = keys.flatMap((key, i) => typeof ended[i] === 'string' ? [key, ended[i] as string] : [])
+    if (gone.length > 0) await this.#run(UNFILE, [set], gone)
+    return gone.length / 2
   }
 
   /** Nothing to release: the client belongs to whoever built it. */
   async close (): Promise<void> {}
+
+  #setOf (user: string): string {
+    return `${this.#prefix}user:${user}`
+  }
+
+  // The Cluster's first step of filing a record: raise its entry to cover `expiresAt`.
+  async #file (user: string, key: string, expiresAt: number): Promise<void> {
+    await this.#run(FILE, [this.#setOf(user)], [expiresAt, key, Date.now()])
+  }
 
   // A write to a socket is a system call, and on a busy server it was the largest single
   // cost of a session held in Redis (measured with --cpu-prof). Commands issued in one turn
@@ -156,14 +203,19 @@ export class RedisStore implements SessionStore {
 
   // The script cache can be flushed (SCRIPT FLUSH, restart, failover to a fresh
   // replica); EVAL then runs the script and caches it again for the next EVALSHA.
-  async #run (code: Script, key: string, args: Array<string | number>): Promise<unknown> {
-    const fullKey = this.#prefix + key
+  async #run (code: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
     try {
-      return await this.#client.evalsha(code.sha, 1, fullKey, ...args)
+      return await this.#client.evalsha(code.sha, keys.length, ...keys, ...args)
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
-      return await this.#client.eval(code.lua, 1, fullKey, ...args)
+      return await this.#client.eval(code.lua, keys.length, ...keys, ...args)
     }
+  }
+
+  #record ([version, createdAt, expiresAt, data, user]: Row): SessionRecord {
+    const record: SessionRecord = { data: this.#parse(data as string), version: Number(version), createdAt: Number(createdAt), expiresAt: Number(expiresAt) }
+    if (user !== null) record.user = user
+    return record
   }
 
   // A value Redis holds but the serializer cannot read (truncated, written by something
