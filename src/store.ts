@@ -21,7 +21,8 @@ export interface SessionRecord {
   expiresAt: number
   /**
    * A digest of the user id when the plugin's `userKey` names a user; absent otherwise.
-   * A store with a per-user index files the record under it.
+   * Every store keeps it and returns it with the record (revocation stamps are checked
+   * against it); a store with a per-user index also files the record under it.
    */
   user?: string
 }
