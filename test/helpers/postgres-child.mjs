@@ -1,0 +1,31 @@
+// A second application process on the same PostgreSQL table, for the two-process tests of
+// PostgresStore. It runs the built package, waits for "go" on stdin, sends COUNT update()
+// increments at once, then COUNT writes of distinct keys on the session in COOKIE, and prints the
+// status codes as one JSON line.
+import Fastify from 'fastify'
+import pg from 'pg'
+import fastifySessions, { PostgresStore } from '../../dist/index.mjs'
+
+const { PG_PORT, TABLE, COOKIE, COUNT, SECRET } = process.env
+const pool = new pg.Pool({ host: '127.0.0.1', port: Number(PG_PORT), user: 'postgres', database: 'postgres', max: 10 })
+const app = Fastify()
+await app.register(fastifySessions, { secret: SECRET, store: new PostgresStore({ pool, table: TABLE, prune: false }) })
+app.post('/increment', async (req) => {
+  await req.session.update((s) => { s.set('counter', (s.get('counter') ?? 0) + 1) })
+  return 'ok'
+})
+app.post('/set/:key', async (req) => { req.session.set(req.params.key, true); return 'ok' })
+await app.ready()
+
+process.stdout.write('ready\n')
+process.stdin.once('data', async () => {
+  const post = (url) => app.inject({ method: 'POST', url, headers: { cookie: COOKIE } })
+  const count = Number(COUNT)
+  const results = [
+    ...await Promise.all(Array.from({ length: count }, () => post('/increment'))),
+    ...await Promise.all(Array.from({ length: count }, (_, i) => post(`/set/child${i}`)))
+  ]
+  process.stdout.write(JSON.stringify(results.map((r) => r.statusCode)) + '\n')
+  await app.close()
+  await pool.end()
+})

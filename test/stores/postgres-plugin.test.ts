@@ -1,0 +1,254 @@
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { resolve } from 'node:path'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import type { Pool } from 'pg'
+import { storeKey } from '../../src/crypto/ids'
+import { PostgresStore, type PostgresQueryable, type PostgresStoreOptions } from '../../src/index'
+import { build, SECRET, sessionCookie } from '../helpers/app'
+import { Barrier } from '../helpers/gate'
+import { logLines, sessionWarnings } from '../helpers/log-lines'
+import { revocationScenarios } from '../helpers/logout-everywhere'
+import { postgresUnavailable, startPostgres, waitFor, type PostgresServer } from '../helpers/postgres-server'
+
+// PostgresStore through the plugin, on a private PostgreSQL: what each request sends, races
+// within one process and across two, what the table holds, and an outage.
+
+const UNAVAILABLE = 'FST_SESS_STORE_UNAVAILABLE'
+const burst = new Barrier()
+
+let sequence = 0
+function freshTable (): string {
+  return `p${process.pid}_${sequence++}`
+}
+
+function routes (app: FastifyInstance): void {
+  app.get('/anon', async () => 'hello')
+  app.post('/login', async (req) => {
+    req.session.set('user', (req.query as { user?: string }).user ?? 'ada')
+    return { ok: true }
+  })
+  app.get('/me', async (req) => ({ user: req.session.get('user') ?? null }))
+  app.post('/increment', async (req) => {
+    await burst.wait()
+    await req.session.update((s) => { s.set('counter', ((s.get('counter') as number | undefined) ?? 0) + 1) })
+    return 'ok'
+  })
+  app.post('/set/:key', async (req) => {
+    await burst.wait()
+    req.session.set((req.params as { key: string }).key, true)
+    return 'ok'
+  })
+  app.get('/dump', async (req) => req.session.data())
+}
+
+/** A pool that counts the statements sent through it. */
+function counting (pool: PostgresQueryable): PostgresQueryable & { sent: string[] } {
+  const sent: string[] = []
+  return { sent, query: (text: string, values?: unknown[]) => { sent.push(text.trim().split(/\s/)[0]); return pool.query(text, values) } }
+}
+
+/** A store on a fresh table, created before the test counts anything. */
+async function tableStore (pool: PostgresQueryable, options: Partial<PostgresStoreOptions> = {}): Promise<{ store: PostgresStore, table: string }> {
+  const table = freshTable()
+  const store = new PostgresStore({ pool, table, createTable: true, prune: false, ...options })
+  await store.destroy('warm-up')
+  return { store, table }
+}
+
+function cookieOf (res: LightMyRequestResponse): string {
+  const cookie = sessionCookie(res)
+  if (cookie === undefined) throw new Error(`no session cookie (status ${res.statusCode}: ${res.body})`)
+  return cookie
+}
+
+async function login (app: FastifyInstance, user = 'ada'): Promise<string> {
+  return cookieOf(await app.inject({ method: 'POST', url: '/login', query: { user } }))
+}
+
+const me = async (app: FastifyInstance, cookie: string): Promise<LightMyRequestResponse> => await app.inject({ url: '/me', headers: { cookie } })
+const post = (app: FastifyInstance, url: string, cookie: string): Promise<LightMyRequestResponse> => app.inject({ method: 'POST', url, headers: { cookie } })
+
+/** `count` requests at once, all loaded before any of them commits. */
+function together<T> (count: number, request: (i: number) => Promise<T>): Promise<T[]> {
+  burst.expect(count)
+  return Promise.all(Array.from({ length: count }, (_, i) => request(i)))
+}
+
+async function rowsOf (pool: Pool, table: string): Promise<Array<Record<string, unknown>>> {
+  return (await pool.query(`SELECT * FROM ${table} ORDER BY key`)).rows
+}
+
+if (!postgresUnavailable(t)) {
+  const server = startPostgres()
+  t.teardown(async () => (await server).stop())
+  t.test('PostgresStore through the plugin', async (t) => pluginTests(t, await server))
+  const outage = startPostgres()
+  t.teardown(async () => (await outage).stop())
+  t.test('PostgresStore: the server stopped mid-traffic', async (t) => outageTest(t, await outage))
+}
+
+async function pluginTests (t: tap.Test, server: PostgresServer): Promise<void> {
+  const pool = server.pool()
+
+  t.test('anonymous requests send no query; a read sends one and changes no row; a write sends one', async (t) => {
+    const quiet = counting(pool)
+    const { store, table } = await tableStore(quiet)
+    const app = await build({ store }, routes)
+    t.teardown(() => app.close())
+    quiet.sent.length = 0
+    for (let i = 0; i < 5; i++) {
+      t.equal((await app.inject('/anon')).statusCode, 200)
+      t.same((await app.inject('/me')).json(), { user: null })
+    }
+    t.same(quiet.sent, [], 'no query without a session cookie')
+    const cookie = await login(app)
+    t.same(quiet.sent, ['INSERT'], 'a new session: one INSERT')
+    const before = await rowsOf(pool, table)
+    quiet.sent.length = 0
+    for (let i = 0; i < 5; i++) t.same((await me(app, cookie)).json(), { user: 'ada' })
+    t.same(quiet.sent, Array(5).fill('SELECT'), 'one SELECT per read')
+    t.same(await rowsOf(pool, table), before, 'no row changed')
+    quiet.sent.length = 0
+    await app.inject({ method: 'POST', url: '/login', query: { user: 'bob' }, headers: { cookie } })
+    t.same(quiet.sent, ['SELECT', 'UPDATE'], 'a change: the load and one UPDATE')
+  })
+
+  t.test('100 concurrent new sessions and 100 concurrent writes of distinct keys all land', async (t) => {
+    const { store, table } = await tableStore(pool)
+    const app = await build({ store }, routes)
+    t.teardown(() => app.close())
+    const logins = await Promise.all(Array.from({ length: 100 }, (_, i) => app.inject({ method: 'POST', url: '/login', query: { user: `u${i}` } })))
+    t.same(logins.filter((r) => r.statusCode !== 200), [])
+    t.equal((await rowsOf(pool, table)).length, 100)
+    const cookie = cookieOf(logins[0])
+    const sets = await together(100, (i) => post(app, `/set/k${i}`, cookie))
+    t.same(sets.map((r) => r.statusCode).filter((s) => s !== 200), [])
+    const data = (await app.inject({ url: '/dump', headers: { cookie } })).json()
+    t.equal(Object.keys(data).filter((k) => k.startsWith('k')).length, 100)
+  })
+
+  t.test('100 concurrent update() increments: exactly 100', async (t) => {
+    const { store } = await tableStore(pool)
+    const app = await build({ store }, routes)
+    t.teardown(() => app.close())
+    const cookie = await login(app)
+    const results = await together(100, () => post(app, '/increment', cookie))
+    t.same(results.map((r) => r.statusCode).filter((s) => s !== 200), [])
+    t.equal((await app.inject({ url: '/dump', headers: { cookie } })).json().counter, 100)
+  })
+
+  t.test('two apps with pools of their own, and a second process, lose no update', async (t) => {
+    const { store, table } = await tableStore(pool)
+    const other = new PostgresStore({ pool: server.pool({ max: 5 }), table, prune: false })
+    const one = await build({ store }, routes)
+    const two = await build({ store: other }, routes)
+    t.teardown(() => one.close())
+    t.teardown(() => two.close())
+    const cookie = await login(one)
+    const child = spawn(process.execPath, [resolve(__dirname, '../helpers/postgres-child.mjs')], {
+      env: { ...process.env, PG_PORT: String(server.port), TABLE: table, COOKIE: cookie, COUNT: '50', SECRET },
+      stdio: ['pipe', 'pipe', 'inherit']
+    })
+    let output = ''
+    child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    await waitFor('the second process', async () => output.includes('ready\n'))
+    child.stdin.end('go\n')
+    const exited = once(child, 'close')
+    const results = [
+      ...await together(50, (i) => post(i % 2 === 0 ? one : two, '/increment', cookie)),
+      // Writes of distinct keys merge, at the price of a retry per lost compare-and-set: the
+      // plugin gives up after 10 (409), which three writers per session at once can reach.
+      ...await together(50, (i) => post(one, `/set/k${i}`, cookie))
+    ]
+    await exited
+    t.same(results.filter((r) => r.statusCode !== 200).map((r) => r.body), [])
+    t.same((JSON.parse(output.split('\n')[1]) as number[]).filter((s) => s !== 200), [], 'the second process: every request 200')
+    const data = (await one.inject({ url: '/dump', headers: { cookie } })).json()
+    t.equal(data.counter, 100, '50 increments here, 50 in the other process')
+    t.equal(Object.keys(data).filter((k) => /^(k|child)\d+$/.test(k)).length, 100, 'every key written')
+  })
+
+  t.test('the table holds digests, never a session id; with encryptAtRest, no plaintext', async (t) => {
+    for (const encryptAtRest of [false, true]) {
+      const { store, table } = await tableStore(pool)
+      const app = await build({ store, encryptAtRest }, routes)
+      t.teardown(() => app.close())
+      const cookie = await login(app, 'plain-user-name')
+      const [id, signature] = cookie.slice('sid='.length).split('.')
+      const rows = await rowsOf(pool, table)
+      t.same(rows.map((r) => r.key), [storeKey(id)])
+      const dump = JSON.stringify(rows)
+      t.notOk(dump.includes(id) || dump.includes(signature), 'no id, no signature')
+      t.equal(dump.includes('plain-user-name'), !encryptAtRest, encryptAtRest ? 'no plaintext' : 'the data as JSON')
+      t.same((await me(app, cookie)).json(), { user: 'plain-user-name' })
+    }
+  })
+
+  t.test('a corrupt row gives a fresh session and a warn line', async (t) => {
+    const { store, table } = await tableStore(pool)
+    const { lines, logger } = logLines('warn')
+    const app = await build({ store }, routes, { logger })
+    t.teardown(() => app.close())
+    const cookie = await login(app)
+    await pool.query(`UPDATE ${table} SET data = '{"user":' `)
+    const res = await me(app, cookie)
+    t.same([res.statusCode, res.json()], [200, { user: null }])
+    t.equal(sessionWarnings(lines).length, 1)
+    t.same(await rowsOf(pool, table), [], 'the row is deleted')
+  })
+
+  revocationScenarios(t, {
+    name: 'PostgresStore',
+    counts: true,
+    options: () => ({ store: new PostgresStore({ pool, table: freshTable(), createTable: true, prune: false }), userKey: 'userId' })
+  })
+}
+
+/** A problem with a response, or undefined when it is a success or a clean 503. */
+function badResponse (res: LightMyRequestResponse): string | undefined {
+  if (res.statusCode === 200) return undefined
+  if (res.statusCode === 503 && res.json().code === UNAVAILABLE) return undefined
+  return `${res.statusCode} ${res.body}`
+}
+
+async function outageTest (t: tap.Test, server: PostgresServer): Promise<void> {
+  const pool = server.pool({ connectionTimeoutMillis: 1000 })
+  const { store } = await tableStore(pool)
+  const storeTimeout = 0.5
+  const app = await build({ store, storeTimeout }, routes)
+  t.teardown(() => app.close())
+  const cookies = await Promise.all(['a', 'b', 'c'].map((user) => login(app, user)))
+  const traffic = { stop: false, bad: [] as string[], count: 0, slowest503: 0 }
+  const running = (async () => {
+    for (let i = 0; !traffic.stop && i < 10_000; i++) {
+      const started = Date.now()
+      const res = await me(app, cookies[i % 3])
+      const problem = badResponse(res)
+      if (problem !== undefined) traffic.bad.push(problem)
+      if (res.statusCode === 503) traffic.slowest503 = Math.max(traffic.slowest503, Date.now() - started)
+      traffic.count++
+    }
+  })()
+  await waitFor('traffic', async () => traffic.count >= 10)
+  await server.kill('SIGINT')
+  const stoppedAt = traffic.count
+  await waitFor('requests against the stopped server', async () => traffic.count >= stoppedAt + 3)
+  traffic.stop = true
+  await running
+  t.same(traffic.bad, [], 'traffic across the stop: 200 or a clean 503')
+  for (const cookie of cookies) {
+    const started = Date.now()
+    const res = await me(app, cookie)
+    t.same([res.statusCode, res.json().code], [503, UNAVAILABLE])
+    traffic.slowest503 = Math.max(traffic.slowest503, Date.now() - started)
+  }
+  t.ok(traffic.slowest503 < storeTimeout * 1000 + 1000, `every 503 within storeTimeout (slowest ${traffic.slowest503} ms)`)
+  t.equal((await app.inject('/anon')).statusCode, 200, 'requests without a session still work')
+  await server.restart()
+  await waitFor('sessions to work again', async () => (await me(app, cookies[0])).statusCode === 200)
+  t.same((await me(app, cookies[1])).json(), { user: 'b' }, 'sessions stored before the stop are back')
+  const cookie = await login(app, 'after')
+  t.same((await me(app, cookie)).json(), { user: 'after' }, 'new sessions work, without restarting the app')
+}
