@@ -70,6 +70,13 @@ export const NoUserIndexError = createError(
   500
 )
 
+export const InvalidStoreKeyError = createError(
+  'FST_SESS_INVALID_STORE_KEY',
+  'fastify-sessions: %s accepts only SHA-256 digests in base64url (43 characters) as keys, not %s',
+  500,
+  TypeError
+)
+
 /**
  * Thrown by a store's `get` for a record it holds but cannot decode (truncated or foreign
  * data). The plugin answers with a fresh session, deletes the record and logs a warning;

@@ -1,0 +1,244 @@
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
+import { InvalidStoreKeyError, StoreUnavailableError, UnusableRecordError } from '../errors'
+import { DEFAULT_STORE_TIMEOUT } from '../options'
+import type { SessionRecord, SessionStore } from '../store'
+import { bool, fail, knownKeys, plainObject, seconds } from '../validate'
+import { acquireLock, isMissing, randomName, releaseLock, removeStaleLock, type LockSettings } from './file-lock'
+import { dataOf, firstLine, headerOf, live, readHead, syncDirectory } from './file-record'
+
+export interface FileStoreOptions {
+  /** The directory of the sessions, created (mode 0700) when missing. On a local filesystem. */
+  dir: string
+  /** Flush each write to the disk before it counts as done. Default false. */
+  fsync?: boolean
+  /** Seconds after which the lock of a writer presumed dead is taken over. Default 10. */
+  lockStale?: number
+  /** Seconds between sweeps of expired files (randomized), or false. Default 600. */
+  sweepInterval?: number | false
+  /** Where a failed sweep goes. Default: a process warning. */
+  onError?: (err: Error) => void
+}
+
+// The keys the plugin hands a store are SHA-256 digests in base64url; a file name is built
+// from nothing else, so no key can name a path outside the directory.
+const KEY = /^[A-Za-z0-9_-]{43}$/
+const SHARD = /^[A-Za-z0-9_-]{2}$/
+const DATA_FILE = /^[A-Za-z0-9_-]{43}\.json$/
+const LOCK_FILE = /^[A-Za-z0-9_-]{43}\.lock$/
+// The plugin cannot tell a store that a request gave up on it: a write waits for a
+// session's lock as long as a request waits by default, then fails without writing.
+const LOCK_WAIT_MS = DEFAULT_STORE_TIMEOUT * 1000
+// Lock ages compare mtimes the kernel stamps from the wall clock; Date.now as this module
+// found it, so that an application (a test) moving its own clock makes no live lock stale.
+const wallClock = Date.now
+
+function warn (err: Error): void {
+  process.emitWarning(`fastify-sessions: FileStore could not sweep expired sessions: ${err.message}`, 'FastifySessionsWarning')
+}
+
+function keyFault (key: unknown): string | undefined {
+  if (typeof key !== 'string') return `a value of type ${key === null ? 'null' : typeof key}`
+  if (key.length !== 43) return `a string of ${key.length} characters`
+  return KEY.test(key) ? undefined : 'characters outside base64url'
+}
+
+/**
+ * Sessions as files in a directory shared by the processes of one host. A record is
+ * `<dir>/<first two characters of the key>/<key>.json`: a JSON header line, then the data's
+ * JSON. Every write goes to a temporary file renamed over the record, so a reader (never
+ * locked) sees the old or the new file whole; the compare-and-set runs under the session's
+ * lock file (see file-lock.ts).
+ */
+export class FileStore implements SessionStore {
+  #dir: string
+  #tmpDir: string
+  #fsync: boolean
+  #lock: LockSettings
+  #sweepMs: number | false
+  #onError: (err: Error) => void
+  #timer: NodeJS.Timeout | undefined
+  #sweeping: Promise<void> | undefined
+  #closed = false
+
+  constructor (options: FileStoreOptions) {
+    const given = plainObject('FileStore options', options)
+    knownKeys('FileStore ', given, ['dir', 'fsync', 'lockStale', 'sweepInterval', 'onError'], {
+      path: 'the option is dir',
+      lockTimeout: "how long a request waits for the store is the plugin's storeTimeout option (seconds)",
+      ttl: "a session's lifetime is the plugin's idleTimeout and absoluteTimeout options (seconds)"
+    })
+    if (typeof given.dir !== 'string' || given.dir === '') fail('FileStore dir', 'must be a directory path')
+    if (given.onError !== undefined && typeof given.onError !== 'function') fail('FileStore onError', 'must be a function')
+    const sweep = given.sweepInterval === false ? false : seconds('FileStore sweepInterval', given.sweepInterval, 600)
+    this.#dir = resolve(given.dir)
+    this.#tmpDir = join(this.#dir, '.tmp')
+    this.#fsync = bool('FileStore fsync', given.fsync, false)
+    this.#lock = { tmpDir: this.#tmpDir, staleMs: seconds('FileStore lockStale', given.lockStale, 10) * 1000, now: wallClock }
+    this.#sweepMs = sweep === false ? false : sweep * 1000
+    this.#onError = (given.onError as FileStoreOptions['onError']) ?? warn
+    this.#schedule()
+  }
+
+  async get (key: string): Promise<SessionRecord | undefined> {
+    let text: string
+    try {
+      text = await readFile(this.#file(key), 'utf8')
+    } catch (err) {
+      if (isMissing(err)) return undefined
+      throw err
+    }
+    const split = text.indexOf('\n')
+    const header = headerOf(firstLine(text))
+    if (header === undefined) throw new UnusableRecordError('its file is not one FileStore wrote')
+    if (header.expiresAt <= Date.now()) return undefined
+    return { ...header, data: dataOf(text.slice(split + 1)) }
+  }
+
+  async set (key: string, record: SessionRecord, expectedVersion: number): Promise<boolean> {
+    const { version, createdAt, expiresAt, user } = record
+    const text = JSON.stringify({ version, createdAt, expiresAt, user }) + '\n' + JSON.stringify(record.data)
+    return await this.#locked(key, 'write', async (file) => {
+      if ((live(headerOf(await readHead(file)))?.version ?? 0) !== expectedVersion) return false
+      await this.#replace(file, text)
+      return true
+    })
+  }
+
+  async destroy (key: string): Promise<void> {
+    await this.#locked(key, 'delete', (file) => rm(file, { force: true }))
+  }
+
+  // The data is copied as it is stored, so only the header is rewritten.
+  async touch (key: string, expiresAt: number): Promise<boolean> {
+    return await this.#locked(key, 'touch', async (file) => {
+      const text = await readFile(file, 'utf8').catch((err: unknown) => { if (isMissing(err)) return ''; throw err })
+      const header = live(headerOf(firstLine(text)))
+      if (header === undefined) return false
+      await this.#replace(file, JSON.stringify({ ...header, expiresAt }) + text.slice(text.indexOf('\n')))
+      return true
+    })
+  }
+
+  /**
+   * Deletes expired and unreadable session files, and temporary and lock files left by
+   * processes that died, and resolves how many sessions it deleted. While another process
+   * sweeps the directory it deletes nothing. The store runs it on its own timer unless
+   * `sweepInterval: false`.
+   */
+  async sweep (): Promise<number> {
+    await mkdir(this.#tmpDir, { recursive: true, mode: 0o700 })
+    const held = await acquireLock(join(this.#dir, '.sweep.lock'), this.#lock, 0)
+    if (held === undefined) return 0
+    try {
+      await this.#sweepTmp()
+      let deleted = 0
+      for (const shard of await readdir(this.#dir, { withFileTypes: true })) {
+        if (SHARD.test(shard.name) && shard.isDirectory() && !this.#closed) deleted += await this.#sweepShard(join(this.#dir, shard.name))
+      }
+      return deleted
+    } finally {
+      await releaseLock(held)
+    }
+  }
+
+  /** Stops sweeping and waits for a sweep under way; the files stay. */
+  async close (): Promise<void> {
+    this.#closed = true
+    clearTimeout(this.#timer)
+    await this.#sweeping
+  }
+
+  #file (key: string): string {
+    const fault = keyFault(key)
+    if (fault !== undefined) throw new InvalidStoreKeyError('FileStore', fault)
+    return join(this.#dir, key.slice(0, 2), `${key}.json`)
+  }
+
+  // Runs `task` holding the session's lock. Directories are made on every write rather
+  // than remembered, so a directory removed under a running store comes back.
+  async #locked<T> (key: string, operation: string, task: (file: string) => Promise<T>): Promise<T> {
+    const file = this.#file(key)
+    await Promise.all([mkdir(dirname(file), { recursive: true, mode: 0o700 }), mkdir(this.#tmpDir, { recursive: true, mode: 0o700 })])
+    const held = await acquireLock(file.replace(/json$/, 'lock'), this.#lock, LOCK_WAIT_MS)
+    if (held === undefined) throw new StoreUnavailableError(operation, `found the session locked by another writer for ${LOCK_WAIT_MS / 1000} s`)
+    try {
+      return await task(file)
+    } finally {
+      await releaseLock(held)
+    }
+  }
+
+  // A temporary file in the same filesystem, renamed over the record: rename() is atomic,
+  // so a crash at any point leaves the old record or the new one, never a mix.
+  async #replace (file: string, text: string): Promise<void> {
+    const tmp = join(this.#tmpDir, randomName())
+    try {
+      const handle = await open(tmp, 'wx', 0o600)
+      try {
+        await handle.writeFile(text)
+        if (this.#fsync) await handle.sync()
+      } finally {
+        await handle.close()
+      }
+      await rename(tmp, file)
+    } catch (err) {
+      await rm(tmp, { force: true })
+      throw err
+    }
+    // The rename itself is durable only once the directory is flushed too.
+    if (this.#fsync) await syncDirectory(dirname(file))
+  }
+
+  async #sweepShard (shard: string): Promise<number> {
+    let deleted = 0
+    for (const name of await readdir(shard)) {
+      const path = join(shard, name)
+      if (DATA_FILE.test(name)) deleted += await this.#sweepRecord(path)
+      else if (LOCK_FILE.test(name)) await removeStaleLock(path, this.#lock)
+      else if (name.endsWith('.stale')) await this.#removeOld(path, this.#lock.staleMs)
+    }
+    return deleted
+  }
+
+  // Checked again under the session's lock: a writer may have brought it back meanwhile.
+  async #sweepRecord (file: string): Promise<number> {
+    if (live(headerOf(await readHead(file))) !== undefined) return 0
+    const held = await acquireLock(file.replace(/json$/, 'lock'), this.#lock, 0)
+    if (held === undefined) return 0
+    try {
+      if (live(headerOf(await readHead(file))) !== undefined) return 0
+      await rm(file, { force: true })
+      return 1
+    } finally {
+      await releaseLock(held)
+    }
+  }
+
+  // Temporary files live for a write; token files as long as a wait for a lock.
+  async #sweepTmp (): Promise<void> {
+    for (const name of await readdir(this.#tmpDir)) await this.#removeOld(join(this.#tmpDir, name), this.#lock.staleMs + LOCK_WAIT_MS)
+  }
+
+  async #removeOld (path: string, ageMs: number): Promise<void> {
+    const mtimeMs = await stat(path).then((s) => s.mtimeMs, () => Infinity)
+    if (wallClock() - mtimeMs > ageMs) await rm(path, { force: true })
+  }
+
+  // A chain of timeouts, so passes never overlap; each delay is drawn from half to one and
+  // a half times the interval, so that processes started together spread out.
+  #schedule (): void {
+    if (this.#sweepMs === false || this.#closed) return
+    this.#timer = setTimeout(() => this.#sweepPass(), this.#sweepMs * (0.5 + Math.random())).unref()
+  }
+
+  #sweepPass (): Promise<void> {
+    this.#sweeping = this.sweep().then(() => {}, (err: unknown) => {
+      this.#onError(err instanceof Error ? err : new Error(String(err)))
+    }).finally(() => {
+      this.#sweeping = undefined
+      this.#schedule()
+    })
+    return this.#sweeping
+  }
+}
