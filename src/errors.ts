@@ -87,3 +87,14 @@ export const UnusableRecordError = createError(
   'fastify-sessions: the stored session record cannot be used: %s',
   500
 )
+
+/**
+ * A store refused a record for its size (memcached's item size limit). Not an outage, so it
+ * is not FST_SESS_STORE_UNAVAILABLE: the same write would fail again.
+ */
+export const RecordTooLargeError = createError(
+  'FST_SESS_RECORD_TOO_LARGE',
+  'fastify-sessions: the session record is %d bytes, more than the store accepts (%s); keep less in the session',
+  500,
+  RangeError
+)

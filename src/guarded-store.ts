@@ -1,5 +1,5 @@
 import { Deadlines } from './deadlines'
-import { StoreUnavailableError, UnusableRecordError } from './errors'
+import { RecordTooLargeError, StoreUnavailableError, UnusableRecordError } from './errors'
 import { performance } from 'node:perf_hooks'
 import { KeyedQueue, start } from './keyed-queue'
 import type { MaybePromise } from './maybe-promise'
@@ -146,7 +146,8 @@ function usableEntries (entries: UserSession[]): UserSession[] {
   return entries.filter((entry) => typeof entry?.key === 'string' && recordFault(entry.record) === undefined)
 }
 
+// A record too large for the store is the session's fault, not an outage: it keeps its code.
 function failure (operation: string, err: unknown): Error {
-  if (err instanceof StoreUnavailableError || err instanceof UnusableRecordError) return err
+  if (err instanceof StoreUnavailableError || err instanceof UnusableRecordError || err instanceof RecordTooLargeError) return err
   return new StoreUnavailableError(operation, 'failed', { cause: err })
 }
