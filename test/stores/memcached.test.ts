@@ -3,29 +3,12 @@ import type * as memjs from 'memjs'
 import { MemcachedStore, type MemcachedStoreOptions, type MemjsClient } from '../../src/index'
 import { conformance } from '../../src/testing'
 import { record, uniqueKey } from '../helpers/record'
-import { clientOn, memcachedUnavailable, startMemcached, waitFor, type MemcachedServer } from '../helpers/memcached-server'
+import { clientOn, counting, memcachedUnavailable, startMemcached, waitFor, type MemcachedServer } from '../helpers/memcached-server'
 
 // MemcachedStore on private memcached servers: the conformance suite on one server and on two,
 // then what only memcached has: CAS tokens, its expiration rules, its item size limit.
 
 const DAY_S = 86_400
-
-/** Binary-protocol opcodes, as the requests a client sends name them. */
-const OPCODES: Record<number, string> = { 0: 'get', 1: 'set', 2: 'add', 3: 'replace', 4: 'delete' }
-
-/** A memjs client that records the opcode of every request sent through it. */
-function counting (client: MemjsClient): MemjsClient & { sent: string[] } {
-  const sent: string[] = []
-  return {
-    sent,
-    get seq () { return client.seq },
-    incrSeq: () => client.incrSeq(),
-    perform (key, request, seq, callback, retries) {
-      sent.push(OPCODES[request[1]] ?? String(request[1]))
-      client.perform(key, request, seq, callback, retries)
-    }
-  }
-}
 
 /**
  * A memjs client that runs `meddle` (another writer, on its own client) before forwarding the
