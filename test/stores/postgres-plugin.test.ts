@@ -5,7 +5,7 @@ import { resolve } from 'node:path'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { Pool } from 'pg'
 import { storeKey } from '../../src/crypto/ids'
-import { PostgresStore, type PostgresQueryable, type PostgresStoreOptions } from '../../src/index'
+import { PostgresStore, type PostgresQueryable, type PostgresResult, type PostgresStoreOptions } from '../../src/index'
 import { build, SECRET, sessionCookie } from '../helpers/app'
 import { Barrier } from '../helpers/gate'
 import { logLines, sessionWarnings } from '../helpers/log-lines'
@@ -43,10 +43,14 @@ function routes (app: FastifyInstance): void {
   app.get('/dump', async (req) => req.session.data())
 }
 
-/** A pool that counts the statements sent through it. */
-function counting (pool: PostgresQueryable): PostgresQueryable & { sent: string[] } {
+/** A pool that counts the statements sent through it, named (prepared) as the store sends them. */
+function counting (pool: Pool): PostgresQueryable & { sent: string[] } {
   const sent: string[] = []
-  return { sent, query: (text: string, values?: unknown[]) => { sent.push(text.trim().split(/\s/)[0]); return pool.query(text, values) } }
+  const query = (statement: string | { text: string }, values?: unknown[]): Promise<PostgresResult> => {
+    sent.push((typeof statement === 'string' ? statement : statement.text).trim().split(/\s/)[0])
+    return (pool.query as (statement: unknown, values?: unknown[]) => Promise<PostgresResult>)(statement, values)
+  }
+  return { sent, query } as unknown as PostgresQueryable & { sent: string[] }
 }
 
 /** A store on a fresh table, created before the test counts anything. */
@@ -94,7 +98,7 @@ async function pluginTests (t: tap.Test, server: PostgresServer): Promise<void> 
 
   t.test('anonymous requests send no query; a read sends one and changes no row; a write sends one', async (t) => {
     const quiet = counting(pool)
-    const { store, table } = await tableStore(quiet)
+    const { store, table } = await tableStore(quiet, { prepare: true })
     const app = await build({ store }, routes)
     t.teardown(() => app.close())
     quiet.sent.length = 0

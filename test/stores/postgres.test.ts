@@ -58,7 +58,15 @@ async function storeTests (t: tap.Test, server: PostgresServer): Promise<void> {
     name: 'PostgresStore',
     store: () => new PostgresStore({ pool, table: freshTable(), createTable: true, prune: false })
   })
+  // A plain adapter (postgres.js in the README) gets plain text statements: the same contract.
+  const adapter: PostgresQueryable = { query: (text, values) => pool.query(text, values) }
+  conformance({
+    test: (name, fn) => t.test(name, fn),
+    name: 'PostgresStore through a plain query adapter',
+    store: () => new PostgresStore({ pool: adapter, table: freshTable(), createTable: true, prune: false })
+  })
   optionTests(t, pool)
+  preparedTests(t, pool)
   rowTests(t, pool)
   createTableTests(t, server, pool)
   pruneTests(t, pool)
@@ -81,6 +89,7 @@ function optionTests (t: tap.Test, pool: Pool): void {
       ['prune', { pool, prune: true }],
       ['prune', { pool, prune: 900_000_000 }],
       ['onError', { pool, onError: 'log' }],
+      ['prepare', { pool, prepare: 'yes' }],
       ['tableName', { pool, tableName: 'x' }],
       ['creatTable', { pool, creatTable: true }]
     ]
@@ -100,6 +109,50 @@ function optionTests (t: tap.Test, pool: Pool): void {
     const store = new PostgresStore({ pool })
     await store.close()
     t.same((await pool.query('SELECT 1 AS one')).rows, [{ one: 1 }])
+  })
+}
+
+type Sent = string | { name: string, text: string, values: unknown[] }
+
+/** The pool's own query, recording what the store sends; `connect` only when asked for. */
+function recording (pool: Pool, withConnect: boolean): PostgresQueryable & { sent: Sent[] } {
+  const sent: Sent[] = []
+  const query = (text: Sent, values?: unknown[]): Promise<PostgresResult> => {
+    sent.push(text)
+    return (pool.query as (text: Sent, values?: unknown[]) => Promise<PostgresResult>)(text, values)
+  }
+  return withConnect ? { sent, query, connect: () => pool.connect() } as PostgresQueryable & { sent: Sent[] } : { sent, query }
+}
+
+function preparedTests (t: tap.Test, pool: Pool): void {
+  t.test('named statements for a pool with connect(), plain text for an adapter; prepare decides', async (t) => {
+    const cases: Array<[string, boolean, boolean | undefined, boolean]> = [
+      ['a pg pool', true, undefined, true],
+      ['an adapter', false, undefined, false],
+      ['a pg pool, prepare: false', true, false, false],
+      ['an adapter that takes query configs, prepare: true', false, true, true]
+    ]
+    for (const [what, withConnect, prepare, named] of cases) {
+      const spy = recording(pool, withConnect)
+      const store = new PostgresStore({ pool: spy, table: freshTable(), createTable: true, prune: false, prepare })
+      const key = uniqueKey()
+      t.equal(await store.set(key, record({ n: 1 }), 0), true, `${what}: written`)
+      t.same((await store.get(key))?.data, { n: 1 }, `${what}: read back`)
+      const [create, ...rest] = spy.sent
+      t.type(create, 'string', `${what}: the DDL is plain text`)
+      t.ok(rest.length === 2 && rest.every((s) => (typeof s === 'object') === named), `${what}: ${named ? 'named' : 'plain'} statements`)
+    }
+  })
+
+  t.test('stores on two tables share one pool: each statement has a name of its own', async (t) => {
+    const spy = recording(pool, true)
+    const stores = [freshTable(), freshTable()].map((table) => new PostgresStore({ pool: spy, table, createTable: true, prune: false }))
+    const key = uniqueKey()
+    for (const [i, store] of stores.entries()) t.equal(await store.set(key, record({ i }), 0), true)
+    for (const [i, store] of stores.entries()) t.same((await store.get(key))?.data, { i })
+    const names = spy.sent.flatMap((s) => typeof s === 'object' ? [s.name] : [])
+    t.equal(new Set(names).size, 4, 'an insert and a get per table')
+    t.ok(names.every((name) => name.length <= 63), 'within PostgreSQL\'s identifier length')
   })
 }
 
