@@ -147,3 +147,19 @@ expectType<Promise<number>>(pgStore.prune())
 expectAssignable<PostgresStoreOptions>({ pool: { query: async (text: string, values?: unknown[]) => ({ rowCount: values?.length ?? 0, rows: [{ text }] }) } })
 expectError(new PostgresStore({ pool: new Pool(), prune: true }))
 expectError(new PostgresStore({ table: 'sessions' }))
+
+// MemcachedStore: a memjs client, or anything with memjs' perform(), incrSeq() and seq.
+import { Client as MemjsClientClass } from 'memjs'
+import { MemcachedStore, RecordTooLargeError, type MemcachedStoreOptions, type MemjsClient } from '..'
+const memjsClient = MemjsClientClass.create('127.0.0.1:11211', { retries: 1, timeout: 0.5 })
+const mcStore = new MemcachedStore({ client: memjsClient, prefix: 'app:' })
+expectAssignable<SessionStore>(mcStore)
+expectAssignable<MemjsClient>(memjsClient)
+expectAssignable<MemcachedStoreOptions>({ client: memjsClient })
+expectType<Promise<void>>(mcStore.close())
+expectError(mcStore.listUser)
+expectError(new MemcachedStore({ prefix: 'sess:' }))
+expectError(new MemcachedStore({ client: memjsClient, prefix: 7 }))
+expectError(new MemcachedStore({ client: memjsClient, ttl: 3600 }))
+expectError(new MemcachedStore({ client: { get: async () => null } }))
+expectAssignable<RangeError>(new RecordTooLargeError(2_000_000, "memcached's item size limit"))

@@ -189,6 +189,19 @@ function casTests (t: tap.Test, server: MemcachedServer, client: memjs.Client): 
     t.equal(await server.ttl(`sess:${key}`), undefined, 'the server holds nothing')
   })
 
+  t.test('a create over an expired record that vanishes before the compare-and-set: added', async (t) => {
+    const key = uniqueKey()
+    const other = new MemcachedStore({ client })
+    const store = new MemcachedStore({ client: meddling(client, 1, () => other.destroy(key)) })
+    await store.set(key, record({ old: true }), 0)
+    // Past the record's expiry by the application's clock; memcached still holds it.
+    const now = Date.now
+    t.capture(Date, 'now', () => now() + 120_000)
+    const fresh = record({ fresh: true })
+    t.equal(await store.set(key, fresh, 0), true)
+    t.same(await store.get(key), fresh)
+  })
+
   t.test('touches racing every round of a write: a conflict after bounded rounds; of a touch: done', async (t) => {
     const key = uniqueKey()
     const other = new MemcachedStore({ client })
