@@ -16,6 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { createSessions, dump, fireAll, median, seed, startServer } from './lib/harness.mjs'
+import { missingPostgres, startPostgres } from './lib/postgres.mjs'
 import { missingRedis, startRedis } from './lib/redis.mjs'
 import { chart, markdown, targets } from './lib/report.mjs'
 
@@ -26,6 +27,8 @@ export const CONTENDERS = {
   'sessions-redis': { label: 'fastify-sessions RedisStore', serverSide: true, redis: true },
   'fastify-session': { label: '@fastify/session memory', serverSide: true },
   'fastify-session-redis': { label: '@fastify/session + connect-redis', serverSide: true, redis: true },
+  'sessions-postgres': { label: 'fastify-sessions PostgresStore', serverSide: true, postgres: true },
+  'fastify-session-pg': { label: '@fastify/session + connect-pg-simple', serverSide: true, postgres: true },
   'secure-session': { label: '@fastify/secure-session', serverSide: false },
   // Not a configuration to run, and not in the default set: see lib/server.mjs.
   'sessions-cookie-sodium': { label: 'diagnostic: CookieStore on libsodium', serverSide: false, diagnostic: true }
@@ -49,6 +52,7 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '50' },
     sessions: { type: 'string', default: '1000' },
     races: { type: 'string', default: '3' },
+    'pg-sync': { type: 'boolean', default: false },
     out: { type: 'string', default: new URL('./results/', import.meta.url).pathname },
     help: { type: 'boolean', default: false }
   }
@@ -65,6 +69,7 @@ if (args.help) {
   --connections autocannon connections (default 50)
   --sessions    sessions created per server (default 1000)
   --races       repeats of the 100-writer lost-update race, 0 to skip (default 3)
+  --pg-sync     PostgreSQL commits wait for the disk (synchronous_commit=on; default off)
   --out         directory for bench.json, bench.md and bench.svg (default benchmarks/results/)`)
   process.exit(0)
 }
@@ -127,36 +132,52 @@ async function counters (server, cookies) {
   return { acknowledged, sum: await counterSum(server, cookies) }
 }
 
+// The database's own CPU: each query costs the PostgreSQL server time the app server's
+// figure does not include. Set by startAll when a PostgreSQL contender runs.
+let database
+
 async function measure (server, cookies, scenario) {
   const counts = scenario === 'write' && CONTENDERS[server.contender].serverSide
   const before = counts ? await counters(server, cookies) : undefined
+  const onDatabase = CONTENDERS[server.contender].postgres
   await server.rpc('start')
+  const dbStart = onDatabase ? database.cpuUs() : 0
   const run = await load(server, cookies, scenario, DURATION)
-  const { cpuUs, served } = await server.rpc('stop')
+  const dbUs = onDatabase ? database.cpuUs() - dbStart : 0
+  const { cpuUs, served, queries } = await server.rpc('stop')
   const after = counts ? await counters(server, cookies) : undefined
   const lost = counts ? (after.acknowledged - before.acknowledged) - (after.sum - before.sum) : null
   const writes = counts ? after.acknowledged - before.acknowledged : null
-  return { ...run, served, cpuUsPerReq: cpuUs / served, lost, writes }
+  const queriesPerReq = onDatabase ? queries / served : null
+  const dbUsPerReq = onDatabase ? dbUs / served : null
+  return { ...run, served, cpuUsPerReq: cpuUs / served, queriesPerReq, dbUsPerReq, lost, writes }
+}
+
+/** Starts a backing server when a chosen contender needs one, or drops those contenders. */
+async function backing (flag, name, missing, start) {
+  if (!contenders.some((c) => CONTENDERS[c][flag])) return undefined
+  const reason = missing()
+  if (reason !== undefined) {
+    log(`skipping the ${name} contenders: ${reason}`)
+    contenders = contenders.filter((c) => !CONTENDERS[c][flag])
+    return undefined
+  }
+  const server = await start()
+  log(`${name} on 127.0.0.1:${server.port}`)
+  return server
 }
 
 async function startAll () {
-  let redis
-  if (contenders.some((c) => CONTENDERS[c].redis)) {
-    const missing = missingRedis()
-    if (missing === undefined) {
-      redis = await startRedis()
-      log(`redis-server on 127.0.0.1:${redis.port}`)
-    } else {
-      log(`skipping the Redis contenders: ${missing}`)
-      contenders = contenders.filter((c) => !CONTENDERS[c].redis)
-    }
-  }
+  const redis = await backing('redis', 'Redis', missingRedis, startRedis)
+  const postgres = await backing('postgres', 'PostgreSQL', missingPostgres, () => startPostgres({ synchronousCommit: args['pg-sync'] }))
+  database = postgres
+  const env = { REDIS_PORT: String(redis?.port ?? ''), PG_PORT: String(postgres?.port ?? '') }
   const servers = []
   for (const contender of contenders) {
-    servers.push(await startServer(contender, { REDIS_PORT: String(redis?.port ?? '') }))
+    servers.push(await startServer(contender, env))
     log(`started ${contender}`)
   }
-  return { servers, redis }
+  return { servers, backends: [redis, postgres].filter(Boolean) }
 }
 
 // Scenarios run one after another, login last: every login leaves a new session behind,
@@ -176,7 +197,8 @@ async function rounds (servers, cookies) {
         const run = await measure(server, cookies[server.contender], scenario)
         results.push({ round, scenario, contender: server.contender, ...run })
         const lost = run.lost === null ? '' : `, ${run.lost} increments lost`
-        log(`[${scenario} ${round + 1}/${ROUNDS}] ${server.contender.padEnd(22)} ${fmt(run.reqPerSec).padStart(7)} req/s, p99 ${run.p99} ms, ${fmt(run.cpuUsPerReq, 1)} µs CPU/req${lost}`)
+        const queries = run.queriesPerReq === null ? '' : `, ${fmt(run.queriesPerReq, 2)} queries/req, ${fmt(run.dbUsPerReq, 1)} µs database CPU/req`
+        log(`[${scenario} ${round + 1}/${ROUNDS}] ${server.contender.padEnd(22)} ${fmt(run.reqPerSec).padStart(7)} req/s, p99 ${run.p99} ms, ${fmt(run.cpuUsPerReq, 1)} µs CPU/req${queries}${lost}`)
       }
     }
   }
@@ -219,6 +241,8 @@ function summarize (results) {
         errors: runs.reduce((sum, r) => sum + r.errors, 0),
         cpuUsPerReq: median(runs.map((r) => r.cpuUsPerReq)),
         overheadUs: median(runs.map((r) => r.cpuUsPerReq - bare(r.round).cpuUsPerReq)),
+        queriesPerReq: runs.every((r) => r.queriesPerReq === null) ? null : median(runs.map((r) => r.queriesPerReq)),
+        dbUsPerReq: runs.every((r) => r.dbUsPerReq === null) ? null : median(runs.map((r) => r.dbUsPerReq)),
         lost,
         writes: lost === null ? null : runs.reduce((sum, r) => sum + r.writes, 0)
       })
@@ -231,7 +255,7 @@ async function main () {
   const started = Date.now()
   const machine = `Node ${process.version}, ${cpus().length} CPUs, load average ${fmt(loadavg()[0], 2)} at start`
   log(machine)
-  const { servers, redis } = await startAll()
+  const { servers, backends } = await startAll()
   try {
     const cookies = {}
     for (const server of servers) {
@@ -252,7 +276,7 @@ async function main () {
     log(`results written to ${args.out}`)
   } finally {
     for (const server of servers) server.stop()
-    redis?.stop()
+    for (const backend of backends) backend.stop()
   }
 }
 

@@ -141,12 +141,13 @@ expectAssignable<SessionStore>(indexed)
 // PostgresStore: a pg Pool, or anything with query(text, values) resolving rows and rowCount.
 import { Pool } from 'pg'
 import { PostgresStore, type PostgresStoreOptions } from '..'
-const pgStore = new PostgresStore({ pool: new Pool(), table: 'app.sessions', createTable: true, prune: false, onError: (err) => { expectType<Error>(err) } })
+const pgStore = new PostgresStore({ pool: new Pool(), table: 'app.sessions', createTable: true, prune: false, prepare: true, onError: (err) => { expectType<Error>(err) } })
 expectAssignable<SessionStore>(pgStore)
 expectType<Promise<number>>(pgStore.prune())
 expectAssignable<PostgresStoreOptions>({ pool: { query: async (text: string, values?: unknown[]) => ({ rowCount: values?.length ?? 0, rows: [{ text }] }) } })
 expectError(new PostgresStore({ pool: new Pool(), prune: true }))
 expectError(new PostgresStore({ table: 'sessions' }))
+expectError(new PostgresStore({ pool: new Pool(), prepare: 'yes' }))
 
 // MemcachedStore: a memjs client, or anything with memjs' perform(), incrSeq() and seq.
 import { Client as MemjsClientClass } from 'memjs'

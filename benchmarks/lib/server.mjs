@@ -1,7 +1,7 @@
 // One benchmark server, run in its own child process so its CPU time can be measured
 // apart from the load generator:  node server.mjs <contender>
 // It listens on 127.0.0.1, port 0, and reports the port to the parent over IPC.
-// Redis contenders connect to 127.0.0.1:$REDIS_PORT.
+// Redis contenders connect to 127.0.0.1:$REDIS_PORT, PostgreSQL ones to 127.0.0.1:$PG_PORT.
 import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify from 'fastify'
@@ -15,6 +15,15 @@ const increment = (s) => s.set('n', (s.get('n') ?? 0) + 1)
 async function redisClient () {
   const { Redis } = await import('ioredis')
   return new Redis({ host: '127.0.0.1', port: Number(process.env.REDIS_PORT) })
+}
+
+// Statements sent to PostgreSQL, counted on the way through: queries per request is a
+// figure of its own (each costs a round trip and server CPU this process does not see).
+let queries = 0
+async function pgPool () {
+  const { default: pg } = await import('pg')
+  const pool = new pg.Pool({ host: '127.0.0.1', port: Number(process.env.PG_PORT), user: 'postgres', database: 'postgres', max: 20 })
+  return { query: (text, values) => { queries++; return pool.query(text, values) } }
 }
 
 // The library under test, from the build output (CommonJS: module.exports is the plugin).
@@ -91,6 +100,13 @@ const setups = {
       await sessions(app, (lib) => ({ store: new lib.RedisStore({ client, prefix: 'bench:fs:' }) }))
     }
   },
+  'sessions-postgres': {
+    api: fastifySessionsApi,
+    async register (app) {
+      const pool = await pgPool()
+      await sessions(app, (lib) => ({ store: new lib.PostgresStore({ pool, table: 'bench_fs', createTable: true }) }))
+    }
+  },
   // For benchmarks/locking.mjs: the two conflict policies side by side.
   'sessions-merge': { api: fastifySessionsApi, register: (app) => sessions(app, (lib) => ({ store: new lib.MemoryStore(), conflict: 'merge' })) },
   'sessions-overwrite': { api: fastifySessionsApi, register: (app) => sessions(app, (lib) => ({ store: new lib.MemoryStore(), conflict: 'overwrite' })) },
@@ -100,6 +116,15 @@ const setups = {
     async register (app) {
       const { RedisStore } = await import('connect-redis')
       await fastifySession(app, new RedisStore({ client: await redisClient(), prefix: 'bench:cr:' }))
+    }
+  },
+  'fastify-session-pg': {
+    api: getSetApi,
+    async register (app) {
+      const { default: connectPgSimple } = await import('connect-pg-simple')
+      const { default: session } = await import('@fastify/session')
+      const PgStore = connectPgSimple(session)
+      await fastifySession(app, new PgStore({ pool: await pgPool(), tableName: 'bench_cps', createTableIfMissing: true }))
     }
   },
   'secure-session': {
@@ -173,8 +198,8 @@ app.get('/dump', async (request) => {
 // Server CPU over the measured window: user+system microseconds of this whole process.
 let mark
 const commands = {
-  start () { served = 0; mark = process.cpuUsage(); return {} },
-  stop () { const cpu = process.cpuUsage(mark); return { cpuUs: cpu.user + cpu.system, served } },
+  start () { served = 0; queries = 0; mark = process.cpuUsage(); return {} },
+  stop () { const cpu = process.cpuUsage(mark); return { cpuUs: cpu.user + cpu.system, served, queries } },
   acknowledged () { return { acknowledged } }
 }
 process.on('message', ({ id, cmd }) => process.send({ id, ...commands[cmd]() }))
