@@ -149,6 +149,16 @@ expectError(new PostgresStore({ pool: new Pool(), prune: true }))
 expectError(new PostgresStore({ table: 'sessions' }))
 expectError(new PostgresStore({ pool: new Pool(), prepare: 'yes' }))
 
+// FileStore: a directory on a local filesystem.
+import { FileStore, type FileStoreOptions } from '..'
+const fileStore = new FileStore({ dir: '/var/lib/app/sessions', fsync: true, lockStale: 10, sweepInterval: false, onError: (err) => { expectType<Error>(err) } })
+expectAssignable<SessionStore>(fileStore)
+expectType<Promise<number>>(fileStore.sweep())
+expectAssignable<FileStoreOptions>({ dir: 'sessions' })
+expectError(new FileStore({ fsync: true }))
+expectError(new FileStore({ dir: 'sessions', fsync: 'yes' }))
+expectError(new FileStore({ dir: 'sessions', sweepInterval: true }))
+
 // MemcachedStore: a memjs client, or anything with memjs' perform(), incrSeq() and seq.
 import { Client as MemjsClientClass } from 'memjs'
 import { MemcachedStore, RecordTooLargeError, type MemcachedStoreOptions, type MemjsClient } from '..'
