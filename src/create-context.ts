@@ -34,7 +34,7 @@ function createBackend (options: ResolvedOptions, sealer: Sealer | undefined): {
     return { backend, revocations: new Revocations(options, undefined, kept) }
   }
   const guarded = new GuardedStore(store, options.storeTimeoutMs)
-  const backend = new StoreBackend(options, guarded, new CookieSigner(options.secrets), options.encryptAtRest ? sealer : undefined)
+  const backend = new StoreBackend(options, guarded, new CookieSigner(options.secrets, options.cookieName), options.encryptAtRest ? sealer : undefined)
   if (options.users === undefined) return { backend, revocations: new Revocations(options, undefined, undefined) }
   const revocations = guarded.indexesUsers
     ? new Revocations(options, backend, undefined)

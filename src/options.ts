@@ -77,6 +77,9 @@ export const DEFAULT_IDLE_TIMEOUT = 86_400
 export const DEFAULT_ABSOLUTE_TIMEOUT = 604_800
 export const DEFAULT_STORE_TIMEOUT = 2
 export const MIN_SECRET_LENGTH = 32
+// Random base64url of 32 characters has about 25 distinct ones; English prose has 15 or more.
+const MIN_DISTINCT_CHARACTERS = 8
+const MAX_PATTERN_LENGTH = 16
 // The idle deadline moves only after this share of the idle window has passed, so
 // a busy user costs one cheap touch now and then instead of one per request.
 const TOUCH_FRACTION = 0.1
@@ -118,13 +121,29 @@ const DEFAULT_COOKIE: ResolvedCookie = {
   path: '/', domain: undefined, httpOnly: true, secure: 'auto', sameSite: 'lax', partitioned: false, maxAge: undefined
 }
 
+const GENERATE = 'generate one with: node -e "console.log(require(\'node:crypto\').randomBytes(32).toString(\'base64url\'))"'
+
+/**
+ * A secret whose length hides how little it varies: one character or a short pattern over
+ * and over ('xxxx…', 'abcabc…', 'passwordpassword…'). Length alone lets these through; a
+ * guesser tries them first.
+ */
+export function weakSecret (secret: string): boolean {
+  if (new Set(secret).size < MIN_DISTINCT_CHARACTERS) return true
+  for (let period = 1; period <= MAX_PATTERN_LENGTH; period++) {
+    if (secret.startsWith(secret.slice(period))) return true
+  }
+  return false
+}
+
 function secrets (value: unknown): string[] {
   const list = typeof value === 'string' ? [value] : value
   if (!Array.isArray(list) || list.length === 0) fail('secret', 'is required: a string or a non-empty array of strings')
   list.forEach((secret, i) => {
     if (typeof secret !== 'string' || secret.length < MIN_SECRET_LENGTH) {
-      fail('secret', `entry ${i} must be a string of at least ${MIN_SECRET_LENGTH} characters`)
+      fail('secret', `entry ${i} must be a string of at least ${MIN_SECRET_LENGTH} characters; ${GENERATE}`)
     }
+    if (weakSecret(secret)) fail('secret', `entry ${i} repeats a character or a short pattern; ${GENERATE}`)
   })
   return [...list]
 }
@@ -191,9 +210,25 @@ function cookie (value: unknown, base: ResolvedCookie, label: string): ResolvedC
   return resolved
 }
 
+/**
+ * Browsers keep a `__Secure-` cookie only with Secure, and a `__Host-` one only with Secure,
+ * `Path=/` and no Domain, which is what stops a sibling subdomain from planting its own
+ * session cookie (cookie tossing). Options that contradict the name's prefix are refused;
+ * `secure: 'auto'` becomes true, since the prefix leaves no choice.
+ */
+function prefixed (cookieName: string, resolved: ResolvedCookie, label: string): ResolvedCookie {
+  const host = cookieName.startsWith('__Host-')
+  if (!host && !cookieName.startsWith('__Secure-')) return resolved
+  const prefix = host ? '__Host-' : '__Secure-'
+  if (resolved.secure === false) fail(`${label}.secure`, `cannot be false for a cookie named ${prefix}…: browsers drop it`)
+  if (host && resolved.path !== '/') fail(`${label}.path`, "must be '/' for a cookie named __Host-…")
+  if (host && resolved.domain !== undefined) fail(`${label}.domain`, 'must not be set for a cookie named __Host-…')
+  return { ...resolved, secure: true }
+}
+
 /** `session.options()`: cookie attributes for one response, checked like the registration's. */
-export function overrideCookie (base: ResolvedCookie, overrides: unknown): ResolvedCookie {
-  return cookie(overrides, base, 'session.options()')
+export function overrideCookie (base: ResolvedCookie, overrides: unknown, cookieName: string): ResolvedCookie {
+  return prefixed(cookieName, cookie(overrides, base, 'session.options()'), 'session.options()')
 }
 
 function cryptoOptions (value: unknown): Required<SessionCryptoOptions> {
@@ -225,7 +260,7 @@ export function resolveOptions (raw: unknown): ResolvedOptions {
   const resolved = {
     secrets: secrets(opts.secret),
     cookieName,
-    cookie: cookie(opts.cookie, DEFAULT_COOKIE, 'cookie'),
+    cookie: prefixed(cookieName, cookie(opts.cookie, DEFAULT_COOKIE, 'cookie'), 'cookie'),
     idleMs: idle * 1000,
     absoluteMs: seconds('absoluteTimeout', opts.absoluteTimeout, DEFAULT_ABSOLUTE_TIMEOUT) * 1000,
     touchAfterMs: idle * 1000 * TOUCH_FRACTION,

@@ -42,7 +42,7 @@ export class ReplyCookie {
   }
 
   override (cookie: SessionCookieOptions): void {
-    this.#overrides = overrideCookie(this.attributes, cookie)
+    this.#overrides = overrideCookie(this.attributes, cookie, this.#ctx.options.cookieName)
   }
 
   /** Sends `value` as the session cookie. */

@@ -242,12 +242,15 @@ export class Session {
   /**
    * @internal The commit at the end of the request (onSend). Once per request, and not after
    * a commit that failed with nothing changed since (save() or update() in the route): the
-   * error reply that follows does not run it again. Undefined when it finished without
-   * waiting, which is most requests.
+   * error reply that follows does not run it again. Nor on a 5xx reply: what a failed route
+   * changed half-way is not kept, so the session stays as the last commit left it (what
+   * save(), update() or destroy() did before the failure stands). Undefined when it
+   * finished without waiting, which is most requests.
    */
   [commitAtEnd] (): MaybePromise<void> {
     if (this.#ended || this.#failed) return undefined
     this.#ended = true
+    if (this.#reply.statusCode >= 500) return undefined
     return this.#commit()
   }
 

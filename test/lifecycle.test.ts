@@ -245,10 +245,10 @@ t.test('secure: auto sets Secure over https (trustProxy)', async (t) => {
 t.test('cookie options: name, domain, strict, secure, partitioned', async (t) => {
   const store = new StoreSpy()
   t.teardown(() => store.close())
-  const app = await build({ store, cookieName: '__Host-s', cookie: { domain: 'example.com', sameSite: 'none', secure: true, partitioned: true, httpOnly: false } },
+  const app = await build({ store, cookieName: '__Secure-s', cookie: { domain: 'example.com', sameSite: 'none', secure: true, partitioned: true, httpOnly: false } },
     (app) => { app.get('/w', async (req) => { req.session.set('a', 1); return 'ok' }) })
   t.teardown(() => app.close())
-  const line = setCookieLine(await app.inject('/w'), '__Host-s') as string
+  const line = setCookieLine(await app.inject('/w'), '__Secure-s') as string
   t.match(line, /Domain=example\.com/)
   t.match(line, /SameSite=None/)
   t.match(line, /; Secure/)

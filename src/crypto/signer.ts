@@ -13,13 +13,15 @@ export type Verified = { ok: true, id: string, current: boolean } | { ok: false,
 
 /**
  * Signs session ids for the cookie of a server-side store: `<id>.<HMAC-SHA256>`.
- * The first secret signs; every secret verifies, so secrets can rotate.
+ * The first secret signs; every secret verifies, so secrets can rotate. The key is derived
+ * for one cookie name, so a cookie issued under one name is refused under another (two
+ * registrations sharing a store and a secret, or a cookie moved by an attacker).
  */
 export class CookieSigner {
   #keys: Buffer[]
 
-  constructor (secrets: readonly string[]) {
-    this.#keys = secrets.map((secret) => deriveKey(secret, 'session-id-signature-v1'))
+  constructor (secrets: readonly string[], cookieName: string) {
+    this.#keys = secrets.map((secret) => deriveKey(secret, `session-id-signature-v2:${cookieName}`))
   }
 
   sign (id: string): string {

@@ -33,7 +33,7 @@ t.test('RecentCookies keeps what fits in its budget, in two generations', async 
 
 /** A signer that counts the HMAC checks it makes. */
 function countingSigner (options: ResolvedOptions): { signer: CookieSigner, checks: { count: number } } {
-  const real = new CookieSigner(options.secrets)
+  const real = new CookieSigner(options.secrets, options.cookieName)
   const checks = { count: 0 }
   const spy: Pick<CookieSigner, 'sign' | 'verify'> = {
     sign: (id) => real.sign(id),
