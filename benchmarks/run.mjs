@@ -16,6 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { createSessions, dump, fireAll, median, seed, startServer } from './lib/harness.mjs'
+import { missingMemcached, startMemcached } from './lib/memcached.mjs'
 import { missingPostgres, startPostgres } from './lib/postgres.mjs'
 import { missingRedis, startRedis } from './lib/redis.mjs'
 import { chart, markdown, targets } from './lib/report.mjs'
@@ -29,6 +30,8 @@ export const CONTENDERS = {
   'fastify-session-redis': { label: '@fastify/session + connect-redis', serverSide: true, redis: true },
   'sessions-postgres': { label: 'fastify-sessions PostgresStore', serverSide: true, postgres: true },
   'fastify-session-pg': { label: '@fastify/session + connect-pg-simple', serverSide: true, postgres: true },
+  'sessions-memcached': { label: 'fastify-sessions MemcachedStore', serverSide: true, memcached: true },
+  'fastify-session-memcached': { label: '@fastify/session + connect-memcached', serverSide: true, memcached: true },
   'secure-session': { label: '@fastify/secure-session', serverSide: false },
   // Not a configuration to run, and not in the default set: see lib/server.mjs.
   'sessions-cookie-sodium': { label: 'diagnostic: CookieStore on libsodium', serverSide: false, diagnostic: true }
@@ -170,14 +173,15 @@ async function backing (flag, name, missing, start) {
 async function startAll () {
   const redis = await backing('redis', 'Redis', missingRedis, startRedis)
   const postgres = await backing('postgres', 'PostgreSQL', missingPostgres, () => startPostgres({ synchronousCommit: args['pg-sync'] }))
+  const memcached = await backing('memcached', 'memcached', missingMemcached, startMemcached)
   database = postgres
-  const env = { REDIS_PORT: String(redis?.port ?? ''), PG_PORT: String(postgres?.port ?? '') }
+  const env = { REDIS_PORT: String(redis?.port ?? ''), PG_PORT: String(postgres?.port ?? ''), MEMCACHED_PORT: String(memcached?.port ?? '') }
   const servers = []
   for (const contender of contenders) {
     servers.push(await startServer(contender, env))
     log(`started ${contender}`)
   }
-  return { servers, backends: [redis, postgres].filter(Boolean) }
+  return { servers, backends: [redis, postgres, memcached].filter(Boolean) }
 }
 
 // Scenarios run one after another, login last: every login leaves a new session behind,

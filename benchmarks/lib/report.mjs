@@ -51,7 +51,17 @@ export function targets (summary, races) {
       add(`${scenario}, PostgresStore: no more ${what} ${vs}`, `${fmt(perKept(ours), 2)} vs ${fmt(perKept(theirs), 2)}`, perKept(ours) <= perKept(theirs))
     }
   }
-  for (const ours of ['sessions-memory', 'sessions-redis', 'sessions-postgres']) {
+  for (const scenario of ['read', 'write', 'login']) {
+    const ours = find(summary, scenario, 'sessions-memcached')
+    const theirs = find(summary, scenario, 'fastify-session-memcached')
+    if (ours && theirs) {
+      const vs = 'vs @fastify/session + connect-memcached'
+      add(`${scenario}, MemcachedStore: more req/s ${vs}`, `${fmt(ours.reqPerSec / theirs.reqPerSec, 2)}×`, ours.reqPerSec > theirs.reqPerSec)
+      add(`${scenario}, MemcachedStore: less server CPU/request ${vs}`, `${fmt(ours.cpuUsPerReq, 1)} vs ${fmt(theirs.cpuUsPerReq, 1)} µs`, ours.cpuUsPerReq < theirs.cpuUsPerReq)
+      add(`${scenario}, MemcachedStore: lower p99 ${vs}`, `${ours.p99} vs ${theirs.p99} ms`, ours.p99 <= theirs.p99)
+    }
+  }
+  for (const ours of ['sessions-memory', 'sessions-redis', 'sessions-postgres', 'sessions-memcached']) {
     const write = find(summary, 'write', ours)
     if (write?.lost != null) add(`write, ${write.label}: no increment lost`, `${write.lost} of ${fmt(write.writes)}`, write.lost === 0)
     if (races[ours]) add(`race, ${ours}: all 100 keys kept`, `${races[ours].kept}`, races[ours].kept === 100)
@@ -97,6 +107,8 @@ const COLORS = {
   'fastify-session': '#0d47a1',
   'fastify-session-redis': '#64b5f6',
   'fastify-session-pg': '#90caf9',
+  'sessions-memcached': '#c8e6c9',
+  'fastify-session-memcached': '#bbdefb',
   'secure-session': '#e65100'
 }
 const escape = (text) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;')

@@ -1,7 +1,8 @@
 // One benchmark server, run in its own child process so its CPU time can be measured
 // apart from the load generator:  node server.mjs <contender>
 // It listens on 127.0.0.1, port 0, and reports the port to the parent over IPC.
-// Redis contenders connect to 127.0.0.1:$REDIS_PORT, PostgreSQL ones to 127.0.0.1:$PG_PORT.
+// Redis contenders connect to 127.0.0.1:$REDIS_PORT, PostgreSQL ones to 127.0.0.1:$PG_PORT,
+// Memcached ones to 127.0.0.1:$MEMCACHED_PORT.
 import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify from 'fastify'
@@ -116,6 +117,23 @@ const setups = {
     async register (app) {
       const { RedisStore } = await import('connect-redis')
       await fastifySession(app, new RedisStore({ client: await redisClient(), prefix: 'bench:cr:' }))
+    }
+  },
+  'sessions-memcached': {
+    api: fastifySessionsApi,
+    async register (app) {
+      const { default: memjs } = await import('memjs')
+      const client = memjs.Client.create(`127.0.0.1:${process.env.MEMCACHED_PORT}`, { logger: { log () {} } })
+      await sessions(app, (lib) => ({ store: new lib.MemcachedStore({ client, prefix: 'bench:fs:' }) }))
+    }
+  },
+  'fastify-session-memcached': {
+    api: getSetApi,
+    async register (app) {
+      const { default: connectMemcached } = await import('connect-memcached')
+      const { default: session } = await import('@fastify/session')
+      const MemcachedStore = connectMemcached(session)
+      await fastifySession(app, new MemcachedStore({ hosts: [`127.0.0.1:${process.env.MEMCACHED_PORT}`], prefix: 'bench:cm:' }))
     }
   },
   'fastify-session-pg': {
