@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { link, open, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { link, open, readFile, rename, unlink } from 'node:fs/promises'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 
@@ -9,8 +8,6 @@ import { setTimeout as sleep } from 'node:timers/promises'
 // process moves it aside and takes its place. Holders keep it for milliseconds.
 
 export interface LockSettings {
-  /** Where token files are written: a directory on the same filesystem as the locks. */
-  tmpDir: string
   /** Age, in ms, past which a lock's holder counts as dead. */
   staleMs: number
   /** The wall clock the filesystem stamps mtimes with. */
@@ -37,38 +34,51 @@ export function isMissing (err: unknown): boolean {
  * attempt). Resolves undefined when the wait ran out.
  */
 export async function acquireLock (path: string, settings: LockSettings, waitMs: number): Promise<HeldLock | undefined> {
-  // The token is written in full before link() makes it the lock: the lock file appears
-  // atomically with its content, where open('wx') + write would show an empty one.
   const token = `${process.pid} ${randomName()}\n`
-  const tokenPath = join(settings.tmpDir, `${randomName()}.token`)
-  await writeFile(tokenPath, token, { flag: 'wx', mode: 0o600 })
   const deadline = performance.now() + waitMs
-  try {
-    for (;;) {
-      if (await linked(tokenPath, path)) return { path, token }
-      if (await removeStaleLock(path, settings)) continue
-      if (performance.now() >= deadline) return undefined
-      await sleep(1 + Math.random() * 19)
-    }
-  } finally {
-    await rm(tokenPath, { force: true })
+  for (;;) {
+    if (await createLock(path, token)) return { path, token }
+    if (await removeStaleLock(path, settings)) continue
+    if (performance.now() >= deadline) return undefined
+    await sleep(1 + Math.random() * 19)
   }
 }
 
-/** Gives the lock up, unless another process took it over meanwhile: its lock stays. */
-export async function releaseLock (held: HeldLock): Promise<void> {
-  const content = await readFile(held.path, 'utf8').catch(() => undefined)
-  if (content === held.token) await rm(held.path, { force: true })
-}
-
-async function linked (from: string, to: string): Promise<boolean> {
+// Created exclusively ('wx'), then the holder's token written into it. A lock seen empty is
+// one being written: its fresh mtime keeps it from looking stale, and only its own holder,
+// who wrote the token before using the lock, compares the content. Each file created or
+// removed costs the kernel far more than a read or a write: this is one, where a token file
+// linked into place is three.
+async function createLock (path: string, token: string): Promise<boolean> {
+  let handle
   try {
-    await link(from, to)
-    return true
+    handle = await open(path, 'wx', 0o600)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
     throw err
   }
+  try {
+    await handle.writeFile(token)
+    return true
+  } catch (err) {
+    await unlink(path).catch(() => {})
+    throw err
+  } finally {
+    await handle.close()
+  }
+}
+
+function ignoreMissing (err: unknown): void {
+  if (!isMissing(err)) throw err
+}
+
+/**
+ * Gives the lock up, unless another process took it over meanwhile: its lock stays. By
+ * content, not by inode: a lock taken over may reuse the inode number of the one removed.
+ */
+export async function releaseLock (held: HeldLock): Promise<void> {
+  const content = await readFile(held.path, 'utf8').catch(() => undefined)
+  if (content === held.token) await unlink(held.path).catch(ignoreMissing)
 }
 
 /**

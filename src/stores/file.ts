@@ -57,6 +57,8 @@ export class FileStore implements SessionStore {
   #lock: LockSettings
   #sweepMs: number | false
   #onError: (err: Error) => void
+  // Directories this store made or found: a write checks for them once, not every time.
+  #dirs = new Set<string>()
   #timer: NodeJS.Timeout | undefined
   #sweeping: Promise<void> | undefined
   #closed = false
@@ -74,7 +76,7 @@ export class FileStore implements SessionStore {
     this.#dir = resolve(given.dir)
     this.#tmpDir = join(this.#dir, '.tmp')
     this.#fsync = bool('FileStore fsync', given.fsync, false)
-    this.#lock = { tmpDir: this.#tmpDir, staleMs: seconds('FileStore lockStale', given.lockStale, 10) * 1000, now: wallClock }
+    this.#lock = { staleMs: seconds('FileStore lockStale', given.lockStale, 10) * 1000, now: wallClock }
     this.#sweepMs = sweep === false ? false : sweep * 1000
     this.#onError = (given.onError as FileStoreOptions['onError']) ?? warn
     this.#schedule()
@@ -159,7 +161,25 @@ export class FileStore implements SessionStore {
   // than remembered, so a directory removed under a running store comes back.
   async #locked<T> (key: string, operation: string, task: (file: string) => Promise<T>): Promise<T> {
     const file = this.#file(key)
-    await Promise.all([mkdir(dirname(file), { recursive: true, mode: 0o700 }), mkdir(this.#tmpDir, { recursive: true, mode: 0o700 })])
+    try {
+      return await this.#lockedIn(file, operation, task)
+    } catch (err) {
+      // A directory removed behind the store's back (a cleanup job, a test): make it again.
+      // Every step before the rename is undone by a failure, so one more attempt is safe.
+      if (!isMissing(err)) throw err
+      this.#dirs.clear()
+      return await this.#lockedIn(file, operation, task)
+    }
+  }
+
+  async #ensureDir (dir: string): Promise<void> {
+    if (this.#dirs.has(dir)) return
+    await mkdir(dir, { recursive: true, mode: 0o700 })
+    this.#dirs.add(dir)
+  }
+
+  async #lockedIn<T> (file: string, operation: string, task: (file: string) => Promise<T>): Promise<T> {
+    await Promise.all([this.#ensureDir(dirname(file)), this.#ensureDir(this.#tmpDir)])
     const held = await acquireLock(file.replace(/json$/, 'lock'), this.#lock, LOCK_WAIT_MS)
     if (held === undefined) throw new StoreUnavailableError(operation, `found the session locked by another writer for ${LOCK_WAIT_MS / 1000} s`)
     try {

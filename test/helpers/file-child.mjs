@@ -25,11 +25,16 @@ function stop (step) {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)
 }
 const fsp = createRequire(import.meta.url)('node:fs/promises')
-const real = { link: fsp.link, open: fsp.open, rename: fsp.rename }
-fsp.link = async (from, to) => { await real.link(from, to); if (to.endsWith('.lock')) stop('locked') }
+const real = { open: fsp.open, rename: fsp.rename }
 fsp.open = async (path, flags, mode) => {
   const handle = await real.open(path, flags, mode)
   if (flags !== 'wx') return handle
+  if (path.endsWith('.lock')) {
+    // The lock is taken once its file is complete and closed.
+    const close = handle.close.bind(handle)
+    handle.close = async () => { await close(); stop('locked') }
+    return handle
+  }
   const writeFile = handle.writeFile.bind(handle)
   handle.writeFile = async (text) => { await writeFile(text.slice(0, text.length / 2)); stop('half-written'); await writeFile(text.slice(text.length / 2)) }
   return handle

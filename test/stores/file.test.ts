@@ -174,7 +174,7 @@ t.test('locks: one holder at a time, released only by its holder, a moved live l
   await mkdir(dir)
   const path = join(dir, 'x.lock')
   let now = Date.now()
-  const settings = { tmpDir: dir, staleMs: 1000, now: () => now }
+  const settings = { staleMs: 1000, now: () => now }
   const first = await acquireLock(path, settings, 0)
   t.ok(first)
   t.equal(await acquireLock(path, settings, 0), undefined, 'held: a second attempt fails at once')
@@ -195,7 +195,7 @@ t.test('locks: one holder at a time, released only by its holder, a moved live l
   await mkdir(join(dir, 'a-dir.lock'))
   await t.rejects(removeStaleLock(join(dir, 'a-dir.lock'), settings), { code: 'EISDIR' })
   await t.rejects(acquireLock(join(dir, 'missing', 'y.lock'), settings, 0), { code: 'ENOENT' })
-  t.same((await readdir(dir)).sort(), ['a-dir.lock'], 'no token file left behind')
+  t.same((await readdir(dir)).sort(), ['a-dir.lock'], 'nothing left behind')
 })
 
 t.test('sweep() deletes expired and unreadable records and old leftovers, nothing live or fresh', async (t) => {
