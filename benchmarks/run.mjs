@@ -32,6 +32,8 @@ export const CONTENDERS = {
   'fastify-session-pg': { label: '@fastify/session + connect-pg-simple', serverSide: true, postgres: true },
   'sessions-memcached': { label: 'fastify-sessions MemcachedStore', serverSide: true, memcached: true },
   'fastify-session-memcached': { label: '@fastify/session + connect-memcached', serverSide: true, memcached: true },
+  'sessions-file': { label: 'fastify-sessions FileStore', serverSide: true },
+  'fastify-session-file': { label: '@fastify/session + session-file-store', serverSide: true },
   'secure-session': { label: '@fastify/secure-session', serverSide: false },
   // Not a configuration to run, and not in the default set: see lib/server.mjs.
   'sessions-cookie-sodium': { label: 'diagnostic: CookieStore on libsodium', serverSide: false, diagnostic: true }

@@ -51,17 +51,21 @@ export function targets (summary, races) {
       add(`${scenario}, PostgresStore: no more ${what} ${vs}`, `${fmt(perKept(ours), 2)} vs ${fmt(perKept(theirs), 2)}`, perKept(ours) <= perKept(theirs))
     }
   }
-  for (const scenario of ['read', 'write', 'login']) {
-    const ours = find(summary, scenario, 'sessions-memcached')
-    const theirs = find(summary, scenario, 'fastify-session-memcached')
-    if (ours && theirs) {
-      const vs = 'vs @fastify/session + connect-memcached'
-      add(`${scenario}, MemcachedStore: more req/s ${vs}`, `${fmt(ours.reqPerSec / theirs.reqPerSec, 2)}×`, ours.reqPerSec > theirs.reqPerSec)
-      add(`${scenario}, MemcachedStore: less server CPU/request ${vs}`, `${fmt(ours.cpuUsPerReq, 1)} vs ${fmt(theirs.cpuUsPerReq, 1)} µs`, ours.cpuUsPerReq < theirs.cpuUsPerReq)
-      add(`${scenario}, MemcachedStore: lower p99 ${vs}`, `${ours.p99} vs ${theirs.p99} ms`, ours.p99 <= theirs.p99)
+  // Stores measured against @fastify/session with the matching express-session store.
+  const pairs = [['sessions-memcached', 'fastify-session-memcached', 'MemcachedStore', 'connect-memcached'],
+    ['sessions-file', 'fastify-session-file', 'FileStore', 'session-file-store']]
+  for (const [oursName, theirsName, label, anchor] of pairs) {
+    for (const scenario of ['read', 'write', 'login']) {
+      const ours = find(summary, scenario, oursName)
+      const theirs = find(summary, scenario, theirsName)
+      if (ours === undefined || theirs === undefined) continue
+      const vs = `vs @fastify/session + ${anchor}`
+      add(`${scenario}, ${label}: more req/s ${vs}`, `${fmt(ours.reqPerSec / theirs.reqPerSec, 2)}×`, ours.reqPerSec > theirs.reqPerSec)
+      add(`${scenario}, ${label}: less server CPU/request ${vs}`, `${fmt(ours.cpuUsPerReq, 1)} vs ${fmt(theirs.cpuUsPerReq, 1)} µs`, ours.cpuUsPerReq < theirs.cpuUsPerReq)
+      add(`${scenario}, ${label}: lower p99 ${vs}`, `${ours.p99} vs ${theirs.p99} ms`, ours.p99 <= theirs.p99)
     }
   }
-  for (const ours of ['sessions-memory', 'sessions-redis', 'sessions-postgres', 'sessions-memcached']) {
+  for (const ours of ['sessions-memory', 'sessions-redis', 'sessions-postgres', 'sessions-memcached', 'sessions-file']) {
     const write = find(summary, 'write', ours)
     if (write?.lost != null) add(`write, ${write.label}: no increment lost`, `${write.lost} of ${fmt(write.writes)}`, write.lost === 0)
     if (races[ours]) add(`race, ${ours}: all 100 keys kept`, `${races[ours].kept}`, races[ours].kept === 100)
@@ -109,6 +113,8 @@ const COLORS = {
   'fastify-session-pg': '#90caf9',
   'sessions-memcached': '#c8e6c9',
   'fastify-session-memcached': '#bbdefb',
+  'sessions-file': '#dcedc8',
+  'fastify-session-file': '#e3f2fd',
   'secure-session': '#e65100'
 }
 const escape = (text) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;')

@@ -4,6 +4,9 @@
 // Redis contenders connect to 127.0.0.1:$REDIS_PORT, PostgreSQL ones to 127.0.0.1:$PG_PORT,
 // Memcached ones to 127.0.0.1:$MEMCACHED_PORT.
 import { createHash } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify from 'fastify'
 
@@ -25,6 +28,13 @@ async function pgPool () {
   const { default: pg } = await import('pg')
   const pool = new pg.Pool({ host: '127.0.0.1', port: Number(process.env.PG_PORT), user: 'postgres', database: 'postgres', max: 20 })
   return { query: (text, values) => { queries++; return pool.query(text, values) } }
+}
+
+// A directory of this server's own for the file stores, removed when it exits.
+function sessionDir () {
+  const dir = mkdtempSync(join(tmpdir(), `bench-${contender}-`))
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
+  return dir
 }
 
 // The library under test, from the build output (CommonJS: module.exports is the plugin).
@@ -134,6 +144,19 @@ const setups = {
       const { default: session } = await import('@fastify/session')
       const MemcachedStore = connectMemcached(session)
       await fastifySession(app, new MemcachedStore({ hosts: [`127.0.0.1:${process.env.MEMCACHED_PORT}`], prefix: 'bench:cm:' }))
+    }
+  },
+  'sessions-file': {
+    api: fastifySessionsApi,
+    register: (app) => sessions(app, (lib) => ({ store: new lib.FileStore({ dir: sessionDir() }) }))
+  },
+  'fastify-session-file': {
+    api: getSetApi,
+    async register (app) {
+      const { default: fileStore } = await import('session-file-store')
+      const { default: session } = await import('@fastify/session')
+      const FileStore = fileStore(session)
+      await fastifySession(app, new FileStore({ path: sessionDir(), logFn () {} }))
     }
   },
   'fastify-session-pg': {
