@@ -1,11 +1,14 @@
 import { randomBytes } from 'node:crypto'
-import { link, open, readFile, rename, unlink } from 'node:fs/promises'
+import { link, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-// A lock across processes on one host, held in a lock file. Node has no flock(), so a lock
-// file left by a process that died is a lease: once it is older than `staleMs` another
-// process moves it aside and takes its place. Holders keep it for milliseconds.
+// A lock across processes on one host, held in a lock file created exclusively. Node has no
+// flock(), so a lock file left by a process that died is a lease: once it is older than
+// `staleMs` another process moves it aside and takes its place. Holders keep it for
+// milliseconds. The lock file is also where the holder writes the new record: renaming it
+// over the record publishes the record and gives the lock up in one step, so a write
+// creates one file and renames it, the least an atomic replace can do.
 
 export interface LockSettings {
   /** Age, in ms, past which a lock's holder counts as dead. */
@@ -14,10 +17,17 @@ export interface LockSettings {
   now: () => number
 }
 
-/** A lock this process holds: its file and the content that proves it is ours. */
+/**
+ * A lock this process holds: its file, open, and that file's inode. While the handle is
+ * open the inode cannot be reused, so a lock file at `path` with another inode means the
+ * lock was taken over (its holder looked dead).
+ */
 export interface HeldLock {
   path: string
-  token: string
+  handle: FileHandle
+  ino: number
+  /** Set once the lock file was renamed into place or removed. */
+  done: boolean
 }
 
 /** A random name for a file of our own: 96 bits, so no two processes ever pick the same. */
@@ -34,66 +44,69 @@ export function isMissing (err: unknown): boolean {
  * attempt). Resolves undefined when the wait ran out.
  */
 export async function acquireLock (path: string, settings: LockSettings, waitMs: number): Promise<HeldLock | undefined> {
-  const token = `${process.pid} ${randomName()}\n`
   const deadline = performance.now() + waitMs
   for (;;) {
-    if (await createLock(path, token)) return { path, token }
+    const held = await createLock(path)
+    if (held !== undefined) return held
     if (await removeStaleLock(path, settings)) continue
     if (performance.now() >= deadline) return undefined
-    await sleep(1 + Math.random() * 19)
+    await sleep(1 + Math.random() * 9)
   }
 }
 
-// Created exclusively ('wx'), then the holder's token written into it. A lock seen empty is
-// one being written: its fresh mtime keeps it from looking stale, and only its own holder,
-// who wrote the token before using the lock, compares the content. Each file created or
-// removed costs the kernel far more than a read or a write: this is one, where a token file
-// linked into place is three.
-async function createLock (path: string, token: string): Promise<boolean> {
+async function createLock (path: string): Promise<HeldLock | undefined> {
   let handle
   try {
     handle = await open(path, 'wx', 0o600)
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return undefined
     throw err
   }
-  try {
-    await handle.writeFile(token)
-    return true
-  } catch (err) {
-    await unlink(path).catch(() => {})
-    throw err
-  } finally {
-    await handle.close()
-  }
+  return { path, handle, ino: (await handle.stat()).ino, done: false }
 }
 
-function ignoreMissing (err: unknown): void {
-  if (!isMissing(err)) throw err
+async function stillHeld (held: HeldLock): Promise<boolean> {
+  const current = await stat(held.path).catch(() => undefined)
+  return current?.ino === held.ino
 }
 
 /**
- * Gives the lock up, unless another process took it over meanwhile: its lock stays. By
- * content, not by inode: a lock taken over may reuse the inode number of the one removed.
+ * Publishes what the holder wrote into its lock file as `target`, which also gives the lock
+ * up. Refuses when the lock was taken over meanwhile: the file at `path` is someone else's.
  */
+export async function commitLock (held: HeldLock, target: string): Promise<void> {
+  if (!(await stillHeld(held))) throw new Error('the session lock was taken over before the write completed')
+  await rename(held.path, target)
+  held.done = true
+}
+
+/** Gives the lock up, unless another process took it over meanwhile: its lock stays. */
 export async function releaseLock (held: HeldLock): Promise<void> {
-  const content = await readFile(held.path, 'utf8').catch(() => undefined)
-  if (content === held.token) await unlink(held.path).catch(ignoreMissing)
+  try {
+    // A lock that cannot be removed is taken over after staleMs, like a dead holder's.
+    if (!held.done && await stillHeld(held)) await unlink(held.path).catch(() => {})
+    held.done = true
+  } finally {
+    await held.handle.close()
+  }
 }
 
 /**
  * Removes the lock at `path` when its holder is presumed dead, and resolves whether the
  * lock is gone. Only one of several processes seeing the same stale lock wins the rename;
  * one that moved a lock other than the one it judged (taken over meanwhile) puts it back.
+ * A live holder checks its inode before it publishes, so even a lock removed by mistake
+ * (an inode number reused) costs a failed write, never a wrong record.
  */
 export async function removeStaleLock (path: string, settings: LockSettings): Promise<boolean> {
-  let seen: { content: string, mtimeMs: number }
+  let seen
   try {
-    seen = await readLock(path)
+    seen = await stat(path)
   } catch (err) {
     if (isMissing(err)) return true
     throw err
   }
+  if (seen.isDirectory()) throw Object.assign(new Error(`${path} is a directory`), { code: 'EISDIR' })
   if (settings.now() - seen.mtimeMs <= settings.staleMs) return false
   const aside = `${path}.${randomName()}.stale`
   try {
@@ -102,18 +115,7 @@ export async function removeStaleLock (path: string, settings: LockSettings): Pr
     if (isMissing(err)) return true
     throw err
   }
-  if (await readFile(aside, 'utf8') !== seen.content) await link(aside, path).catch(() => {})
+  if ((await stat(aside)).ino !== seen.ino) await link(aside, path).catch(() => {})
   await unlink(aside)
   return true
-}
-
-// One open file, so the content and the mtime belong to the same lock.
-async function readLock (path: string): Promise<{ content: string, mtimeMs: number }> {
-  const handle = await open(path, 'r')
-  try {
-    const { mtimeMs } = await handle.stat()
-    return { content: await handle.readFile('utf8'), mtimeMs }
-  } finally {
-    await handle.close()
-  }
 }

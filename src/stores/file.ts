@@ -1,10 +1,10 @@
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { InvalidStoreKeyError, StoreUnavailableError, UnusableRecordError } from '../errors'
 import { DEFAULT_STORE_TIMEOUT } from '../options'
 import type { SessionRecord, SessionStore } from '../store'
 import { bool, fail, knownKeys, plainObject, seconds } from '../validate'
-import { acquireLock, isMissing, randomName, releaseLock, removeStaleLock, type LockSettings } from './file-lock'
+import { acquireLock, commitLock, isMissing, releaseLock, removeStaleLock, type HeldLock, type LockSettings } from './file-lock'
 import { dataOf, firstLine, headerOf, live, readHead, syncDirectory } from './file-record'
 
 export interface FileStoreOptions {
@@ -46,13 +46,12 @@ function keyFault (key: unknown): string | undefined {
 /**
  * Sessions as files in a directory shared by the processes of one host. A record is
  * `<dir>/<first two characters of the key>/<key>.json`: a JSON header line, then the data's
- * JSON. Every write goes to a temporary file renamed over the record, so a reader (never
- * locked) sees the old or the new file whole; the compare-and-set runs under the session's
- * lock file (see file-lock.ts).
+ * JSON. The compare-and-set runs under the session's lock file, `<key>.lock`, into which the
+ * new record is written before it is renamed over the record (see file-lock.ts), so a reader
+ * (never locked) sees the old or the new file whole.
  */
 export class FileStore implements SessionStore {
   #dir: string
-  #tmpDir: string
   #fsync: boolean
   #lock: LockSettings
   #sweepMs: number | false
@@ -74,7 +73,6 @@ export class FileStore implements SessionStore {
     if (given.onError !== undefined && typeof given.onError !== 'function') fail('FileStore onError', 'must be a function')
     const sweep = given.sweepInterval === false ? false : seconds('FileStore sweepInterval', given.sweepInterval, 600)
     this.#dir = resolve(given.dir)
-    this.#tmpDir = join(this.#dir, '.tmp')
     this.#fsync = bool('FileStore fsync', given.fsync, false)
     this.#lock = { staleMs: seconds('FileStore lockStale', given.lockStale, 10) * 1000, now: wallClock }
     this.#sweepMs = sweep === false ? false : sweep * 1000
@@ -100,9 +98,9 @@ export class FileStore implements SessionStore {
   async set (key: string, record: SessionRecord, expectedVersion: number): Promise<boolean> {
     const { version, createdAt, expiresAt, user } = record
     const text = JSON.stringify({ version, createdAt, expiresAt, user }) + '\n' + JSON.stringify(record.data)
-    return await this.#locked(key, 'write', async (file) => {
+    return await this.#locked(key, 'write', async (file, lock) => {
       if ((live(headerOf(await readHead(file)))?.version ?? 0) !== expectedVersion) return false
-      await this.#replace(file, text)
+      await this.#publish(lock, file, text)
       return true
     })
   }
@@ -113,11 +111,11 @@ export class FileStore implements SessionStore {
 
   // The data is copied as it is stored, so only the header is rewritten.
   async touch (key: string, expiresAt: number): Promise<boolean> {
-    return await this.#locked(key, 'touch', async (file) => {
+    return await this.#locked(key, 'touch', async (file, lock) => {
       const text = await readFile(file, 'utf8').catch((err: unknown) => { if (isMissing(err)) return ''; throw err })
       const header = live(headerOf(firstLine(text)))
       if (header === undefined) return false
-      await this.#replace(file, JSON.stringify({ ...header, expiresAt }) + text.slice(text.indexOf('\n')))
+      await this.#publish(lock, file, JSON.stringify({ ...header, expiresAt }) + text.slice(text.indexOf('\n')))
       return true
     })
   }
@@ -129,11 +127,10 @@ export class FileStore implements SessionStore {
    * `sweepInterval: false`.
    */
   async sweep (): Promise<number> {
-    await mkdir(this.#tmpDir, { recursive: true, mode: 0o700 })
+    await mkdir(this.#dir, { recursive: true, mode: 0o700 })
     const held = await acquireLock(join(this.#dir, '.sweep.lock'), this.#lock, 0)
     if (held === undefined) return 0
     try {
-      await this.#sweepTmp()
       let deleted = 0
       for (const shard of await readdir(this.#dir, { withFileTypes: true })) {
         if (SHARD.test(shard.name) && shard.isDirectory() && !this.#closed) deleted += await this.#sweepShard(join(this.#dir, shard.name))
@@ -159,13 +156,13 @@ export class FileStore implements SessionStore {
 
   // Runs `task` holding the session's lock. Directories are made on every write rather
   // than remembered, so a directory removed under a running store comes back.
-  async #locked<T> (key: string, operation: string, task: (file: string) => Promise<T>): Promise<T> {
+  async #locked<T> (key: string, operation: string, task: (file: string, lock: HeldLock) => Promise<T>): Promise<T> {
     const file = this.#file(key)
     try {
       return await this.#lockedIn(file, operation, task)
     } catch (err) {
       // A directory removed behind the store's back (a cleanup job, a test): make it again.
-      // Every step before the rename is undone by a failure, so one more attempt is safe.
+      // Nothing is published before the final rename, so one more attempt is safe.
       if (!isMissing(err)) throw err
       this.#dirs.clear()
       return await this.#lockedIn(file, operation, task)
@@ -178,35 +175,24 @@ export class FileStore implements SessionStore {
     this.#dirs.add(dir)
   }
 
-  async #lockedIn<T> (file: string, operation: string, task: (file: string) => Promise<T>): Promise<T> {
-    await Promise.all([this.#ensureDir(dirname(file)), this.#ensureDir(this.#tmpDir)])
+  async #lockedIn<T> (file: string, operation: string, task: (file: string, lock: HeldLock) => Promise<T>): Promise<T> {
+    await this.#ensureDir(dirname(file))
     const held = await acquireLock(file.replace(/json$/, 'lock'), this.#lock, LOCK_WAIT_MS)
     if (held === undefined) throw new StoreUnavailableError(operation, `found the session locked by another writer for ${LOCK_WAIT_MS / 1000} s`)
     try {
-      return await task(file)
+      return await task(file, held)
     } finally {
       await releaseLock(held)
     }
   }
 
-  // A temporary file in the same filesystem, renamed over the record: rename() is atomic,
-  // so a crash at any point leaves the old record or the new one, never a mix.
-  async #replace (file: string, text: string): Promise<void> {
-    const tmp = join(this.#tmpDir, randomName())
-    try {
-      const handle = await open(tmp, 'wx', 0o600)
-      try {
-        await handle.writeFile(text)
-        if (this.#fsync) await handle.sync()
-      } finally {
-        await handle.close()
-      }
-      await rename(tmp, file)
-    } catch (err) {
-      await rm(tmp, { force: true })
-      throw err
-    }
-    // The rename itself is durable only once the directory is flushed too.
+  // The new record goes into the lock file, in the record's own directory, which is renamed
+  // over the record: rename() is atomic, so readers and a crash at any point see the old
+  // record or the new one whole, never a mix; and the rename gives the lock up.
+  async #publish (lock: HeldLock, file: string, text: string): Promise<void> {
+    await lock.handle.writeFile(text)
+    if (this.#fsync) await lock.handle.sync()
+    await commitLock(lock, file)
     if (this.#fsync) await syncDirectory(dirname(file))
   }
 
@@ -236,10 +222,6 @@ export class FileStore implements SessionStore {
   }
 
   // Temporary files live for a write; token files as long as a wait for a lock.
-  async #sweepTmp (): Promise<void> {
-    for (const name of await readdir(this.#tmpDir)) await this.#removeOld(join(this.#tmpDir, name), this.#lock.staleMs + LOCK_WAIT_MS)
-  }
-
   async #removeOld (path: string, ageMs: number): Promise<void> {
     const mtimeMs = await stat(path).then((s) => s.mtimeMs, () => Infinity)
     if (wallClock() - mtimeMs > ageMs) await rm(path, { force: true })

@@ -28,13 +28,9 @@ const fsp = createRequire(import.meta.url)('node:fs/promises')
 const real = { open: fsp.open, rename: fsp.rename }
 fsp.open = async (path, flags, mode) => {
   const handle = await real.open(path, flags, mode)
-  if (flags !== 'wx') return handle
-  if (path.endsWith('.lock')) {
-    // The lock is taken once its file is complete and closed.
-    const close = handle.close.bind(handle)
-    handle.close = async () => { await close(); stop('locked') }
-    return handle
-  }
+  if (flags !== 'wx' || !path.endsWith('.lock')) return handle
+  // The lock is taken once its file exists; the new record is then written into it.
+  stop('locked')
   const writeFile = handle.writeFile.bind(handle)
   handle.writeFile = async (text) => { await writeFile(text.slice(0, text.length / 2)); stop('half-written'); await writeFile(text.slice(text.length / 2)) }
   return handle

@@ -1,10 +1,10 @@
 import t from 'tap'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FileStore, type FileStoreOptions } from '../../src/index'
-import { acquireLock, releaseLock, removeStaleLock } from '../../src/stores/file-lock'
+import { acquireLock, commitLock, releaseLock, removeStaleLock } from '../../src/stores/file-lock'
 import { conformance } from '../../src/testing'
 import { heldTimers } from '../helpers/held-timers'
 import { record, uniqueKey } from '../helpers/record'
@@ -108,7 +108,7 @@ t.test('layout: directories 0700, files 0600, a header line then the data, no te
   t.ok(await files.touch(key, written.expiresAt + 5000))
   t.ok(await files.set(key, { ...written, version: 2 }, 1))
   await files.destroy(key)
-  t.same(await tree(dir), ['.tmp', key.slice(0, 2)], 'no record, lock, token or temporary file left')
+  t.same(await tree(dir), [key.slice(0, 2)], 'no record, lock or temporary file left')
   t.same(await files.get(key), undefined)
 })
 
@@ -162,14 +162,14 @@ t.test('a lock left by a dead writer is taken over once older than lockStale; a 
   await t.rejects(files.destroy(key), { code: 'FST_SESS_STORE_UNAVAILABLE', message: /store delete found/ })
   t.same((await files.get(key))?.data, { v: 1 }, 'reads are never locked; the refused write changed nothing')
   t.equal(await readFile(lock, 'utf8'), '12345 deadbeef\n', 'a live lock is left alone')
-  t.same(await tree(join(dir, '.tmp')), [], 'the waits left no token file')
+  t.same(await tree(shardOf(dir, key)), [`${key}.json`, `${key}.lock`], 'the waits left nothing behind')
   await age(lock, 6000)
   t.equal(await files.set(key, record({ v: 2 }, 2), 1), true, 'taken over')
   t.same((await files.get(key))?.data, { v: 2 })
   t.same(await tree(shardOf(dir, key)), [`${key}.json`], 'the dead lock and its moved-aside copy are gone')
 })
 
-t.test('locks: one holder at a time, released only by its holder, a moved live lock is put back', async (t) => {
+t.test('locks: one holder at a time, released or published only by its holder, a moved live lock is put back', async (t) => {
   const dir = freshDir()
   await mkdir(dir)
   const path = join(dir, 'x.lock')
@@ -181,19 +181,31 @@ t.test('locks: one holder at a time, released only by its holder, a moved live l
   now += 2000
   const second = await acquireLock(path, settings, 0)
   t.ok(second, 'taken over once the first is stale')
+  const target = join(dir, 'x.json')
+  await first!.handle.writeFile('from the first holder')
+  await t.rejects(commitLock(first!, target), { message: /taken over/ }, 'a holder taken over cannot publish')
   await releaseLock(first!)
-  t.equal(await readFile(path, 'utf8'), second!.token, 'the first holder does not remove the lock that replaced it')
+  t.equal((await stat(path)).ino, second!.ino, 'nor remove the lock that replaced it')
+  await second!.handle.writeFile('from the second holder')
+  await commitLock(second!, target)
   await releaseLock(second!)
+  t.equal(await readFile(target, 'utf8'), 'from the second holder', 'the holder publishes by renaming its lock file')
+  t.equal(existsSync(path), false, 'which gives the lock up')
+  await rm(target)
   // Judged stale, then replaced by a newer holder before the move: the move takes the new
   // lock, which goes back.
   await writeFile(path, 'a dead holder\n')
-  const racing = { ...settings, now: () => { writeFileSync(path, 'a newer holder\n'); return now + 10_000 } }
+  const newer = (): void => { writeFileSync(`${path}.new`, 'a newer holder\n'); renameSync(`${path}.new`, path) }
+  const racing = { ...settings, now: () => { newer(); return now + 10_000 } }
   t.equal(await removeStaleLock(path, racing), true)
   t.equal(await readFile(path, 'utf8'), 'a newer holder\n', 'put back')
   await rm(path)
   t.equal(await removeStaleLock(path, settings), true, 'a missing lock is gone')
   await mkdir(join(dir, 'a-dir.lock'))
   await t.rejects(removeStaleLock(join(dir, 'a-dir.lock'), settings), { code: 'EISDIR' })
+  await writeFile(join(dir, 'a-file'), '')
+  await t.rejects(removeStaleLock(join(dir, 'a-file', 'z.lock'), settings), { code: 'ENOTDIR' })
+  await rm(join(dir, 'a-file'))
   await t.rejects(acquireLock(join(dir, 'missing', 'y.lock'), settings, 0), { code: 'ENOENT' })
   t.same((await readdir(dir)).sort(), ['a-dir.lock'], 'nothing left behind')
 })
@@ -210,14 +222,11 @@ t.test('sweep() deletes expired and unreadable records and old leftovers, nothin
   const busyLock = join(shardOf(dir, busy), `${busy}.lock`)
   await writeFile(busyLock, 'a live writer\n')
   const leftovers = {
-    oldTmp: join(dir, '.tmp', 'old'),
-    freshTmp: join(dir, '.tmp', 'fresh'),
     oldStale: join(shardOf(dir, live), `${live}.lock.abc.stale`),
     freshStale: join(shardOf(dir, live), `${live}.lock.def.stale`),
     deadLock: join(shardOf(dir, live), `${live}.lock`)
   }
   for (const path of Object.values(leftovers)) await writeFile(path, 'x')
-  await age(leftovers.oldTmp, 8000)
   await age(leftovers.oldStale, 6000)
   await age(leftovers.deadLock, 6000)
   await writeFile(join(dir, 'foreign.txt'), 'not ours')
@@ -227,7 +236,6 @@ t.test('sweep() deletes expired and unreadable records and old leftovers, nothin
   t.equal(await files.sweep(), 2, 'the expired record and the unreadable one')
   t.equal(await files.get(live) !== undefined, true)
   t.same(await tree(shardOf(dir, live)).then((names) => names.filter((n) => n.startsWith(live))), [`${live}.json`, `${live}.lock.def.stale`])
-  t.same(await tree(join(dir, '.tmp')), ['fresh'])
   t.ok(await stat(join(shardOf(dir, busy), `${busy}.json`)), 'a record whose lock is held is left for the next sweep')
   t.ok(await stat(join(dir, 'foreign.txt')), 'files the store did not write are left')
   await rm(busyLock)
@@ -238,7 +246,6 @@ t.test('one sweeper at a time: while another process holds the sweep lock, sweep
   const dir = freshDir()
   const files = new FileStore({ dir, sweepInterval: false })
   await files.set(uniqueKey(), record({}, 1, 1), 0)
-  await mkdir(join(dir, '.tmp'), { recursive: true })
   await writeFile(join(dir, '.sweep.lock'), 'another sweeper\n')
   const later = Date.now() + 1000
   t.capture(Date, 'now', () => later)
@@ -278,13 +285,13 @@ t.test('sweepInterval: false starts no timer; a failed pass goes to onError or a
   const errors: Error[] = []
   const files = new FileStore({ dir: blocked, onError: (err) => errors.push(err) })
   await started[0].run()
-  t.match(errors, [{ code: 'ENOTDIR' }])
+  t.match(errors, [{ code: 'EEXIST' }])
   t.equal(started.length, 2, 'the next pass is scheduled all the same')
   await files.close()
   const warnings: unknown[][] = []
   t.capture(process, 'emitWarning', (...args: unknown[]) => { warnings.push(args) })
   const quiet = new FileStore({ dir: blocked })
   await started[2].run()
-  t.match(warnings, [[/FileStore could not sweep expired sessions: ENOTDIR/, 'FastifySessionsWarning']])
+  t.match(warnings, [[/FileStore could not sweep expired sessions: EEXIST/, 'FastifySessionsWarning']])
   await quiet.close()
 })
