@@ -50,7 +50,7 @@ export async function acquireLock (path: string, settings: LockSettings, waitMs:
     if (held !== undefined) return held
     if (await removeStaleLock(path, settings)) continue
     if (performance.now() >= deadline) return undefined
-    await sleep(1 + Math.random() * 9)
+    await sleep(1 + Math.random() * 3)
   }
 }
 
