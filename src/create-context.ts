@@ -2,6 +2,7 @@ import type { Backend } from './backends/backend'
 import { CookieBackend } from './backends/cookie-backend'
 import { StoreBackend } from './backends/store-backend'
 import { defaultAttributes } from './cookie-line'
+import { CsrfTokens } from './crypto/csrf-tokens'
 import { Sealer } from './crypto/sealer'
 import { CookieSigner } from './crypto/signer'
 import { GuardedStore } from './guarded-store'
@@ -47,7 +48,8 @@ export function createContext (options: ResolvedOptions, onPoolError: (error: un
     ? new Sealer({ secret: options.secrets, ...options.crypto, onPoolError })
     : undefined
   const { backend, revocations } = createBackend(options, sealer)
-  const ctx = { options, backend, revocations, backoff: randomBackoff, attributes: defaultAttributes(options.cookie) }
+  const csrfTokens = new CsrfTokens(options.secrets)
+  const ctx = { options, backend, revocations, csrfTokens, backoff: randomBackoff, attributes: defaultAttributes(options.cookie) }
   const close = async (): Promise<void> => {
     await sealer?.destroy()
     if (options.ownsStore) await options.store.close?.()

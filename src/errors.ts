@@ -98,3 +98,21 @@ export const RecordTooLargeError = createError(
   500,
   RangeError
 )
+
+/**
+ * An unsafe-method request a browser marked as coming from another site (or, from a browser
+ * too old to say, whose Origin is not this host). The message names no header: what was
+ * refused and why goes to the `debug` log line.
+ */
+export const CrossOriginError = createError(
+  'FST_SESS_CROSS_ORIGIN',
+  'fastify-sessions: cross-origin request refused',
+  403
+)
+
+/** An unsafe-method request without a valid CSRF token where the route requires one. */
+export const CsrfTokenError = createError(
+  'FST_SESS_CSRF_TOKEN',
+  'fastify-sessions: missing or invalid CSRF token',
+  403
+)

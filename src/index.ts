@@ -2,8 +2,9 @@ import fastifyCookie from '@fastify/cookie'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
 import { createContext } from './create-context'
+import { addTokenCheck, crossOriginHook } from './csrf'
 import { loadSession } from './load-session'
-import { checkRouteConfig, resolveOptions, type ConflictPolicy, type FastifySessionsOptions } from './options'
+import { checkRouteConfig, resolveOptions, type ConflictPolicy, type FastifySessionsOptions, type RouteCsrfOptions } from './options'
 import type { ListSessionsOptions, SessionInfo } from './revocations'
 import { commitAtEnd, Session } from './session'
 
@@ -27,8 +28,11 @@ declare module 'fastify' {
     session: Session
   }
   interface FastifyContextConfig {
-    /** `false` turns all session work off for the route; `{ conflict }` overrides the policy. */
-    session?: boolean | { conflict?: ConflictPolicy }
+    /**
+     * `false` turns all session work off for the route (the cross-origin check stays);
+     * `{ conflict }` overrides the policy; `{ csrf: false }` turns the CSRF checks off (webhooks).
+     */
+    session?: boolean | { conflict?: ConflictPolicy, csrf?: false | RouteCsrfOptions }
   }
 }
 
@@ -58,7 +62,11 @@ async function fastifySessionsPlugin (fastify: FastifyInstance, opts: FastifySes
     revokeUser: (userId: string | number) => revocations.revokeUser(userId),
     listSessions: (userId: string | number, options?: ListSessionsOptions) => revocations.listSessions(userId, options)
   } satisfies SessionsApi)
-  fastify.addHook('onRoute', (route) => checkRouteConfig(route.config?.session, `${route.method} ${route.url}`))
+  const { csrf } = options
+  fastify.addHook('onRoute', (route) => {
+    checkRouteConfig(route.config?.session, `${route.method} ${route.url}`, csrf !== undefined)
+    if (csrf !== undefined) addTokenCheck(route, csrf)
+  })
   fastify.decorateRequest(kSession, null)
   fastify.decorateRequest(kReply, null)
   fastify.decorateRequest(kLoadError, null)
@@ -75,6 +83,8 @@ async function fastifySessionsPlugin (fastify: FastifyInstance, opts: FastifySes
     }
   })
 
+  // Before the load hook: a refused request costs no store I/O.
+  if (csrf !== undefined) fastify.addHook('onRequest', crossOriginHook(csrf))
   fastify.addHook('onRequest', function loadHook (request, reply, done: HookHandlerDoneFunction) {
     const req = request as SessionRequest
     req[kReply] = reply
@@ -126,7 +136,7 @@ export { FileStore, type FileStoreOptions } from './stores/file'
 export type { SealedSession, SessionData, SessionRecord, SessionStore, StatelessStore, UserSession } from './store'
 export type { ListSessionsOptions, SessionInfo } from './revocations'
 export type { UserKey } from './user-digest'
-export type { ConflictPolicy, FastifySessionsOptions, SessionCookieOptions, SessionCryptoOptions } from './options'
+export type { ConflictPolicy, FastifySessionsOptions, RouteCsrfOptions, SessionCookieOptions, SessionCryptoOptions, SessionCsrfOptions } from './options'
 
 // CommonJS: require('fastify-sessions') is the plugin itself, carrying every export. At build time
 // scripts/entry-points.mjs derives the ES module entry from this object and the `export =`

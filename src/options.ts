@@ -17,6 +17,26 @@ export interface SessionCookieOptions {
   maxAge?: number
 }
 
+/**
+ * Cross-site request forgery defence. The cross-origin check (Fetch Metadata, then Origin
+ * against Host) is on unless `csrf: false`; `token: true` also requires a session-bound token
+ * on unsafe methods.
+ */
+export interface SessionCsrfOptions {
+  /** Origins (`https://app.example.com`) whose cross-origin requests are accepted. */
+  trustedOrigins?: readonly string[]
+  /** Log (warn) what would be refused, and let it through. */
+  reportOnly?: boolean
+  /** Require `x-csrf-token` or a `_csrf` body field on unsafe methods. */
+  token?: boolean
+}
+
+/** Per route, `config: { session: { csrf } }`: `false` turns both checks off (webhooks). */
+export interface RouteCsrfOptions {
+  reportOnly?: boolean
+  token?: boolean
+}
+
 export interface SessionCryptoOptions {
   offload?: 'auto' | 'always' | 'never'
   threads?: number
@@ -42,6 +62,8 @@ export interface FastifySessionsOptions {
    * `listSessions()`: a session key (`'userId'`), or a function of the session data.
    */
   userKey?: UserKey
+  /** Cross-site request forgery defence, on by default; `false` turns it off. */
+  csrf?: boolean | SessionCsrfOptions
 }
 
 export interface ResolvedCookie {
@@ -52,6 +74,13 @@ export interface ResolvedCookie {
   sameSite: 'lax' | 'strict' | 'none'
   partitioned: boolean
   maxAge: number | undefined
+}
+
+export interface ResolvedCsrf {
+  /** Exactly as browsers send them: lower case, no default port. */
+  trustedOrigins: ReadonlySet<string>
+  reportOnly: boolean
+  token: boolean
 }
 
 export interface ResolvedOptions {
@@ -71,6 +100,8 @@ export interface ResolvedOptions {
   storeTimeoutMs: number
   /** Set when `userKey` is: the digests records carry for their user. */
   users: UserDigest | undefined
+  /** Undefined with `csrf: false`. */
+  csrf: ResolvedCsrf | undefined
 }
 
 export const DEFAULT_IDLE_TIMEOUT = 86_400
@@ -89,7 +120,7 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const ATTRIBUTE = /^[\x21-\x3a\x3c-\x7e]*$/
 const OPTION_KEYS = [
   'secret', 'store', 'cookieName', 'cookie', 'idleTimeout', 'absoluteTimeout', 'saveUninitialized', 'rolling',
-  'conflict', 'encryptAtRest', 'crypto', 'storeTimeout', 'userKey',
+  'conflict', 'encryptAtRest', 'crypto', 'storeTimeout', 'userKey', 'csrf',
   // Fastify's own register() options, which it hands to the plugin along with ours.
   'prefix', 'logLevel', 'logSerializers'
 ] as const
@@ -240,14 +271,59 @@ function cryptoOptions (value: unknown): Required<SessionCryptoOptions> {
   }
 }
 
+const CSRF_KEYS = ['trustedOrigins', 'reportOnly', 'token'] as const
+const ORIGIN_FORM = /^[a-z][a-z0-9+.-]*:\/\/[^/?#@\s]+$/i
+const ORIGIN_REASON = 'must be an origin, scheme://host[:port], with no path (not even a trailing /)'
+
+// An Origin header is compared as a string, so a trusted origin is kept in the form browsers
+// send: URL lower-cases it and drops a default port (https://Example.com:443 → https://example.com).
+function trustedOrigin (name: string, value: unknown): string {
+  if (typeof value !== 'string' || !ORIGIN_FORM.test(value) || !URL.canParse(value)) fail(name, ORIGIN_REASON)
+  const { origin } = new URL(value)
+  // Schemes other than http(s) have an opaque origin in URL's model; browsers still send them as written.
+  return origin === 'null' ? value.toLowerCase() : origin
+}
+
+function trustedOrigins (value: unknown): ReadonlySet<string> {
+  if (value === undefined) return new Set()
+  if (!Array.isArray(value)) fail('csrf.trustedOrigins', 'must be an array of origins such as https://app.example.com')
+  return new Set(value.map((origin, i) => trustedOrigin(`csrf.trustedOrigins[${i}]`, origin)))
+}
+
+function csrfOptions (value: unknown): ResolvedCsrf | undefined {
+  if (value === false) return undefined
+  const given = plainObject('csrf', value === true ? undefined : value)
+  knownKeys('csrf.', given, CSRF_KEYS)
+  return {
+    trustedOrigins: trustedOrigins(given.trustedOrigins),
+    reportOnly: bool('csrf.reportOnly', given.reportOnly, false),
+    token: bool('csrf.token', given.token, false)
+  }
+}
+
+// `false`, or `{ reportOnly, token }`; anything else on a registration with `csrf: false` would
+// silently do nothing, so it is refused.
+function checkRouteCsrf (value: unknown, route: string, csrfOn: boolean): void {
+  const name = `config.session.csrf of ${route}`
+  if (value === undefined || value === false) return
+  if (value === true) fail(name, 'must be false or an object { reportOnly, token }')
+  const given = plainObject(name, value)
+  for (const key of Object.keys(given)) {
+    if (key !== 'reportOnly' && key !== 'token') fail(`config.session.csrf.${key} of ${route}`, 'is not a known route option')
+    bool(`config.session.csrf.${key} of ${route}`, given[key], false)
+  }
+  if (!csrfOn) fail(name, 'has no effect: the plugin was registered with csrf: false')
+}
+
 /** Per-route settings, `config: { session: ... }`, checked when the route is added. */
-export function checkRouteConfig (value: unknown, route: string): void {
+export function checkRouteConfig (value: unknown, route: string, csrfOn = true): void {
   if (value === undefined || typeof value === 'boolean') return
   const given = plainObject(`config.session of ${route}`, value)
   for (const key of Object.keys(given)) {
-    if (key !== 'conflict') fail(`config.session.${key} of ${route}`, 'is not a known route option')
+    if (key !== 'conflict' && key !== 'csrf') fail(`config.session.${key} of ${route}`, 'is not a known route option')
   }
   oneOf(`config.session.conflict of ${route}`, given.conflict, ['merge', 'error', 'overwrite'], 'merge')
+  checkRouteCsrf(given.csrf, route, csrfOn)
 }
 
 /** Validates registration options once and fills in every default. */
@@ -269,7 +345,8 @@ export function resolveOptions (raw: unknown): ResolvedOptions {
     conflict: oneOf('conflict', opts.conflict, ['merge', 'error', 'overwrite'], 'merge'),
     encryptAtRest: bool('encryptAtRest', opts.encryptAtRest, false),
     crypto: cryptoOptions(opts.crypto),
-    storeTimeoutMs: seconds('storeTimeout', opts.storeTimeout, DEFAULT_STORE_TIMEOUT) * 1000
+    storeTimeoutMs: seconds('storeTimeout', opts.storeTimeout, DEFAULT_STORE_TIMEOUT) * 1000,
+    csrf: csrfOptions(opts.csrf)
   }
   const given = store(opts.store)
   const users = userKey(opts.userKey, resolved.secrets, given)

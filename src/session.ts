@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { freshState, type Backend, type SessionState } from './backends/backend'
 import { ChangeLog } from './change-log'
+import type { CsrfTokens } from './crypto/csrf-tokens'
 import { newSessionId } from './crypto/ids'
 import { InsideUpdateError, InvalidKeyError, NotSerializableError, SessionConflictError, SessionDestroyedError } from './errors'
 import { expiryFor, nextRecord } from './expiry'
@@ -20,6 +21,7 @@ type Flashes = Record<string, string[]>
 /** What every session of one plugin registration shares. */
 export interface SessionContext extends WriteContext, CookieContext {
   revocations: Revocations
+  csrfTokens: CsrfTokens
 }
 
 /** The plugin's end-of-request commit; a symbol, so it stays off the public API. */
@@ -231,6 +233,23 @@ export class Session {
   touch (): void {
     this.#changing('touch')
     this.#touchRequested = true
+  }
+
+  /**
+   * A token for a form field or a request header, bound to this session: valid until the
+   * session ends or gets a new id (regenerate()). Each call gives a different token; all stay
+   * valid. A session that was never stored is stored at the end of the request, cookie sent,
+   * even with `saveUninitialized: false`: the token would be worthless otherwise.
+   */
+  csrfToken (): string {
+    this.#changing('csrfToken')
+    if (this.#state.version === 0) this.#mustWrite = true
+    return this.#ctx.csrfTokens.issue(this.#state.id)
+  }
+
+  /** Whether `token` came from csrfToken() of this session, in constant time; never throws. */
+  verifyCsrfToken (token: unknown): boolean {
+    return !this.#destroyed && this.#ctx.csrfTokens.verify(this.#state.id, token)
   }
 
   /** Cookie attributes for this response only, e.g. a longer maxAge for "remember me". */

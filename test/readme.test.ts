@@ -18,7 +18,8 @@ t.test('README lists exactly the error codes of src/errors.ts', async (t) => {
 t.test('README documents every registration option', async (t) => {
   const options = ['secret', 'store', 'cookieName', 'cookie.path', 'cookie.domain', 'cookie.httpOnly', 'cookie.secure',
     'cookie.sameSite', 'cookie.partitioned', 'cookie.maxAge', 'idleTimeout', 'absoluteTimeout', 'saveUninitialized',
-    'rolling', 'conflict', 'encryptAtRest', 'storeTimeout', 'userKey', 'crypto.offload', 'crypto.threads']
+    'rolling', 'conflict', 'encryptAtRest', 'storeTimeout', 'userKey', 'crypto.offload', 'crypto.threads',
+    'csrf', 'csrf.trustedOrigins', 'csrf.reportOnly', 'csrf.token']
   for (const option of options) t.match(readme, new RegExp(`^\\| \`${option.replace('.', '\\.')}\` \\|`, 'm'), option)
 })
 

@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import t from 'tap'
 import { loadedState, type Backend } from '../../src/backends/backend'
 import { defaultAttributes } from '../../src/cookie-line'
+import { CsrfTokens } from '../../src/crypto/csrf-tokens'
 import { resolveOptions } from '../../src/options'
 import { Revocations } from '../../src/revocations'
 import { Session, type SessionContext } from '../../src/session'
@@ -18,7 +19,7 @@ function backend (compareAndSet: Backend['compareAndSet'], read: Backend['read']
 }
 
 function session (b: Backend, backoff: Backoff = async () => {}): Session {
-  const ctx: SessionContext = { options, backend: b, backoff, revocations: new Revocations(options, undefined, undefined), attributes: defaultAttributes(options.cookie) }
+  const ctx: SessionContext = { options, backend: b, backoff, revocations: new Revocations(options, undefined, undefined), csrfTokens: new CsrfTokens(options.secrets), attributes: defaultAttributes(options.cookie) }
   // The session reads nothing of the request or reply while it only updates data.
   return new Session(ctx, {} as FastifyRequest, {} as FastifyReply, loadedState('id', 'key', record(), 'cookie', undefined))
 }
