@@ -18,18 +18,24 @@ const ALLOWED = { ok: true } as const
 type Verdict = typeof ALLOWED | { ok: false, reason: string }
 type RefusalClass = typeof CrossOriginError | typeof CsrfTokenError
 
-// A duplicated header arrives joined ('cross-site, cross-site'); an empty one counts as absent.
+// Node joins a repeated header ('same-origin, cross-site'), which then matches nothing
+// allowed; an empty one counts as absent, as in Go.
 function headerValue (value: string | string[] | undefined): string | undefined {
-  const joined = Array.isArray(value) ? value.join(', ') : value
-  return joined === '' ? undefined : joined
+  return value === undefined || value === '' ? undefined : String(value)
 }
 
+// A Host header is a host and an optional port, nothing else.
+const HOST = /^[\w.-]+(:\d+)?$|^\[[\d.:a-f]+\](:\d+)?$/i
+
 // The Host carries no scheme, so an http page posting to the https site passes here; browsers
-// that old are rare and HSTS closes the gap (Go makes the same choice). request.host follows
-// trustProxy, so behind a proxy that rewrites Host it is X-Forwarded-Host that counts.
-function sameHost (origin: string, host: string | undefined): boolean {
-  if (host === undefined || !URL.canParse(origin)) return false
-  return new URL(origin).host === host.toLowerCase()
+// that old are rare and HSTS closes the gap (Go makes the same choice). The host is read in the
+// origin's scheme, so a default port written in one and not the other still matches.
+// request.host follows trustProxy: behind a proxy that rewrites Host, X-Forwarded-Host counts.
+function sameHost (origin: string, host: string): boolean {
+  if (!HOST.test(host) || !URL.canParse(origin)) return false
+  const { protocol, host: originHost } = new URL(origin)
+  const own = `${protocol}//${host}`
+  return URL.canParse(own) && new URL(own).host === originHost
 }
 
 /** Go's algorithm: Sec-Fetch-Site when the browser sends it, else Origin against Host. */

@@ -174,3 +174,25 @@ expectError(new MemcachedStore({ client: memjsClient, prefix: 7 }))
 expectError(new MemcachedStore({ client: memjsClient, ttl: 3600 }))
 expectError(new MemcachedStore({ client: { get: async () => null } }))
 expectAssignable<RangeError>(new RecordTooLargeError(2_000_000, "memcached's item size limit"))
+
+// Cross-site request forgery: registration, per route, and the session's tokens
+import { CrossOriginError, CsrfTokenError, type RouteCsrfOptions, type SessionCsrfOptions } from '..'
+app.register(fastifySessions, { secret: 'x'.repeat(32), csrf: false })
+app.register(fastifySessions, { secret: 'x'.repeat(32), csrf: { trustedOrigins: ['https://app.example.com'], reportOnly: true, token: true } })
+expectAssignable<SessionCsrfOptions>({})
+expectError(app.register(fastifySessions, { secret: 'x'.repeat(32), csrf: { trustedOrigins: 'https://app.example.com' } }))
+expectError(app.register(fastifySessions, { secret: 'x'.repeat(32), csrf: { reportOnly: 'yes' } }))
+expectError(app.register(fastifySessions, { secret: 'x'.repeat(32), csrf: 'off' }))
+app.post('/webhook', { config: { session: { csrf: false } } }, async () => 'ok')
+app.post('/form', { config: { session: { conflict: 'error', csrf: { token: true, reportOnly: false } } } }, async () => 'ok')
+expectAssignable<RouteCsrfOptions>({ token: true })
+// Fastify infers the route's config type from the literal, so wrong route values are
+// refused when the route is added (FST_SESS_INVALID_OPTION), not by the compiler.
+app.post('/check', async (request) => {
+  expectType<string>(request.session.csrfToken())
+  expectType<boolean>(request.session.verifyCsrfToken(request.headers['x-csrf-token']))
+  expectType<boolean>(request.session.verifyCsrfToken(request.body))
+  return 'ok'
+})
+expectType<'FST_SESS_CROSS_ORIGIN'>(new CrossOriginError().code)
+expectType<'FST_SESS_CSRF_TOKEN'>(new CsrfTokenError().code)
