@@ -212,6 +212,8 @@ export async function buildApp ({ secret = process.env.SESSION_SECRET, logger = 
     app.log.warn('SESSION_SECRET is not set: using the built-in demo secret. Set SESSION_SECRET (at least 32 random characters) in production, or anyone can forge sessions.')
   }
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, parseForm)
+  // Cross-origin protection is on by default: a form another site posts here (to /logout, say)
+  // is refused with 403, so the forms below need no CSRF token for modern browsers.
   await app.register(fastifySessions, { secret: demoSecret ? DEMO_SECRET : secret, userKey: 'user' })
   registerRoutes(app)
   return app

@@ -281,6 +281,24 @@ t.test('bad form input is refused with a flash, not an error', async (t) => {
   t.match(home.body, 'flash-error', 'a text body logs nobody in')
 })
 
+t.test('a form posted from another site is refused, and the user stays logged in', async (t) => {
+  const browser = new Browser(await app(t))
+  await browser.post('/login', { username: 'grace', password: 'x' })
+  const forged = (headers: Record<string, string>) => browser.app.inject({
+    method: 'POST',
+    url: '/logout',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    cookies: Object.fromEntries(browser.jar)
+  })
+  for (const headers of [{ 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }, { origin: 'https://evil.example' }]) {
+    const res = await forged(headers)
+    t.equal(res.statusCode, 403, JSON.stringify(headers))
+    t.equal(res.json().code, 'FST_SESS_CROSS_ORIGIN')
+  }
+  t.equal(loggedInAs((await browser.get('/')).body), 'grace', 'still logged in')
+  t.equal((await forged({ 'sec-fetch-site': 'same-origin', origin: 'http://localhost' })).statusCode, 303, 'the same form from the site itself works')
+})
+
 t.test('the cart is capped', async (t) => {
   const browser = new Browser(await app(t))
   for (let i = 0; i < 51; i++) await browser.post('/cart', { item: 'bread' })
