@@ -7,8 +7,9 @@ import type { ResolvedCsrf, RouteCsrfOptions } from './options'
 // 1. Cross-origin protection for every unsafe-method request, following Go 1.25's
 //    net/http CrossOriginProtection (src/net/http/csrf.go) and Filippo Valsorda's write-up,
 //    https://words.filippo.io/csrf/: browsers say where a request comes from in Sec-Fetch-Site
-//    (all major ones since 2023), and in Origin before that. Requests with neither header are
-//    not from a browser, which is the only place a forged request can come from.
+//    (all major ones since 2023), and in Origin before that. A request with neither header is
+//    not from a browser (or is a same-origin one from a very old browser), and only a browser
+//    can be made to send a forged request with its user's cookies.
 // 2. Optionally, a session-bound token (Session.csrfToken()) on unsafe methods, for defence in
 //    depth and for browsers that send neither header.
 

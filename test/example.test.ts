@@ -290,7 +290,8 @@ t.test('a form posted from another site is refused, and the user stays logged in
     headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
     cookies: Object.fromEntries(browser.jar)
   })
-  for (const headers of [{ 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }, { origin: 'https://evil.example' }]) {
+  const foreign: Array<Record<string, string>> = [{ 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }, { origin: 'https://evil.example' }]
+  for (const headers of foreign) {
     const res = await forged(headers)
     t.equal(res.statusCode, 403, JSON.stringify(headers))
     t.equal(res.json().code, 'FST_SESS_CROSS_ORIGIN')
