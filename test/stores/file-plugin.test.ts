@@ -2,7 +2,7 @@ import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises'
+import { readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
@@ -228,4 +228,21 @@ revocationScenarios(t, {
   name: 'FileStore',
   counts: false,
   options: () => ({ store: newStore(), userKey: 'userId' })
+})
+
+t.test('a write held up by another process\'s lock answers 503 within storeTimeout; the next one goes through', async (t) => {
+  const dir = freshDir()
+  const app = await build({ store: newStore(dir), storeTimeout: 0.2 }, routes)
+  t.teardown(() => app.close())
+  const cookie = await login(app)
+  const key = storeKey(cookie.slice('sid='.length).split('.')[0])
+  const lock = join(dir, key.slice(0, 2), `${key}.lock`)
+  await writeFile(lock, '') // a live writer in another process
+  const held = await app.inject({ method: 'POST', url: '/login', query: { user: 'bob' }, headers: { cookie } })
+  t.equal(held.statusCode, 503)
+  t.match(held.json(), { code: 'FST_SESS_STORE_UNAVAILABLE', message: /timed out after 0\.2 s/ }, 'bounded by storeTimeout, not by the store')
+  t.same((await dump(app, cookie)).user, 'ada', 'reads are never held up, and nothing was written')
+  await rm(lock)
+  t.equal((await app.inject({ method: 'POST', url: '/login', query: { user: 'bob' }, headers: { cookie } })).statusCode, 200)
+  t.same((await dump(app, cookie)).user, 'bob')
 })
