@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import type { Barrier } from './gate'
 
 /** The routes the lifecycle tests of every backend share. */
 export function basicRoutes (app: FastifyInstance): void {
@@ -35,4 +36,29 @@ export function stateRoutes (app: FastifyInstance): void {
     await req.session.destroy()
     return 'bye'
   })
+}
+
+/**
+ * The routes of the stores' plugin-level tests: `POST /login?user=` signs in, `GET /me` shows
+ * who, `POST /increment` and `POST /set/:key` wait at `burst` so that concurrent requests all
+ * load before any commits, `GET /dump` shows the data.
+ */
+export function storeRoutes (app: FastifyInstance, burst: Barrier): void {
+  app.get('/anon', async () => 'hello')
+  app.post('/login', async (req) => {
+    req.session.set('user', (req.query as { user?: string }).user ?? 'ada')
+    return { ok: true }
+  })
+  app.get('/me', async (req) => ({ user: req.session.get('user') ?? null }))
+  app.post('/increment', async (req) => {
+    await burst.wait()
+    await req.session.update((s) => { s.set('counter', ((s.get('counter') as number | undefined) ?? 0) + 1) })
+    return 'ok'
+  })
+  app.post('/set/:key', async (req) => {
+    await burst.wait()
+    req.session.set((req.params as { key: string }).key, true)
+    return 'ok'
+  })
+  app.get('/dump', async (req) => req.session.data())
 }

@@ -10,6 +10,7 @@ import { storeKey } from '../../src/crypto/ids'
 import { FileStore } from '../../src/index'
 import { build, SECRET, sessionCookie } from '../helpers/app'
 import { Barrier } from '../helpers/gate'
+import { storeRoutes } from '../helpers/routes'
 import { logLines, sessionWarnings } from '../helpers/log-lines'
 import { revocationScenarios } from '../helpers/logout-everywhere'
 
@@ -27,28 +28,13 @@ const newStore = (dir = freshDir(), lockStale = 10): FileStore => new FileStore(
 const blobFor = (round: number): string => `${round}.`.repeat(200_000 / (String(round).length + 1))
 
 function routes (app: FastifyInstance): void {
-  app.post('/login', async (req) => {
-    req.session.set('user', (req.query as { user?: string }).user ?? 'ada')
-    return { ok: true }
-  })
-  app.get('/me', async (req) => ({ user: req.session.get('user') ?? null }))
-  app.post('/increment', async (req) => {
-    await burst.wait()
-    await req.session.update((s) => { s.set('counter', ((s.get('counter') as number | undefined) ?? 0) + 1) })
-    return 'ok'
-  })
-  app.post('/set/:key', async (req) => {
-    await burst.wait()
-    req.session.set((req.params as { key: string }).key, true)
-    return 'ok'
-  })
+  storeRoutes(app, burst)
   app.post('/blob', async (req) => {
     const round = ((req.session.get('round') as number | undefined) ?? 0) + 1
     req.session.set('round', round)
     req.session.set('blob', blobFor(round))
     return 'ok'
   })
-  app.get('/dump', async (req) => req.session.data())
 }
 
 function cookieOf (res: LightMyRequestResponse): string {

@@ -7,6 +7,7 @@ import { storeKey } from '../../src/crypto/ids'
 import { MemcachedStore } from '../../src/index'
 import { build, SECRET, sessionCookie } from '../helpers/app'
 import { Barrier } from '../helpers/gate'
+import { storeRoutes } from '../helpers/routes'
 import { logLines, sessionWarnings } from '../helpers/log-lines'
 import { revocationScenarios } from '../helpers/logout-everywhere'
 import { clientOn, counting, memcachedUnavailable, startMemcached, waitFor, type MemcachedServer, type RawItem } from '../helpers/memcached-server'
@@ -25,27 +26,11 @@ function freshPrefix (): string {
 }
 
 function routes (app: FastifyInstance): void {
-  app.get('/anon', async () => 'hello')
-  app.post('/login', async (req) => {
-    req.session.set('user', (req.query as { user?: string }).user ?? 'ada')
-    return { ok: true }
-  })
-  app.get('/me', async (req) => ({ user: req.session.get('user') ?? null }))
-  app.post('/increment', async (req) => {
-    await burst.wait()
-    await req.session.update((s) => { s.set('counter', ((s.get('counter') as number | undefined) ?? 0) + 1) })
-    return 'ok'
-  })
-  app.post('/set/:key', async (req) => {
-    await burst.wait()
-    req.session.set((req.params as { key: string }).key, true)
-    return 'ok'
-  })
+  storeRoutes(app, burst)
   app.post('/big', async (req) => {
     req.session.set('big', 'x'.repeat(Number((req.query as { bytes: string }).bytes)))
     return 'ok'
   })
-  app.get('/dump', async (req) => req.session.data())
 }
 
 function cookieOf (res: LightMyRequestResponse): string {

@@ -8,6 +8,7 @@ import { storeKey } from '../../src/crypto/ids'
 import { PostgresStore, type PostgresQueryable, type PostgresResult, type PostgresStoreOptions } from '../../src/index'
 import { build, SECRET, sessionCookie } from '../helpers/app'
 import { Barrier } from '../helpers/gate'
+import { storeRoutes } from '../helpers/routes'
 import { logLines, sessionWarnings } from '../helpers/log-lines'
 import { revocationScenarios } from '../helpers/logout-everywhere'
 import { postgresUnavailable, startPostgres, waitFor, type PostgresServer } from '../helpers/postgres-server'
@@ -23,25 +24,7 @@ function freshTable (): string {
   return `p${process.pid}_${sequence++}`
 }
 
-function routes (app: FastifyInstance): void {
-  app.get('/anon', async () => 'hello')
-  app.post('/login', async (req) => {
-    req.session.set('user', (req.query as { user?: string }).user ?? 'ada')
-    return { ok: true }
-  })
-  app.get('/me', async (req) => ({ user: req.session.get('user') ?? null }))
-  app.post('/increment', async (req) => {
-    await burst.wait()
-    await req.session.update((s) => { s.set('counter', ((s.get('counter') as number | undefined) ?? 0) + 1) })
-    return 'ok'
-  })
-  app.post('/set/:key', async (req) => {
-    await burst.wait()
-    req.session.set((req.params as { key: string }).key, true)
-    return 'ok'
-  })
-  app.get('/dump', async (req) => req.session.data())
-}
+const routes = (app: FastifyInstance): void => storeRoutes(app, burst)
 
 /** A pool that counts the statements sent through it, named (prepared) as the store sends them. */
 function counting (pool: Pool): PostgresQueryable & { sent: string[] } {

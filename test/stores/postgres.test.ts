@@ -2,6 +2,7 @@ import t from 'tap'
 import type { Pool } from 'pg'
 import { PostgresStore, type PostgresQueryable, type PostgresResult, type PostgresStoreOptions } from '../../src/index'
 import { conformance } from '../../src/testing'
+import { heldTimers } from '../helpers/held-timers'
 import { record, uniqueKey } from '../helpers/record'
 import { postgresUnavailable, startPostgres, type PostgresServer } from '../helpers/postgres-server'
 
@@ -21,28 +22,6 @@ function counting (pool: PostgresQueryable): PostgresQueryable & { sent: string[
       return pool.query(text, values)
     }
   }
-}
-
-interface HeldTimer { run: () => Promise<void>, ms: number, unref: boolean, timer: object }
-
-/** Holds the prune timers (the long ones); every other timeout runs as usual. */
-function heldPruneTimers (t: tap.Test): { started: HeldTimer[], cleared: unknown[] } {
-  const started: HeldTimer[] = []
-  const cleared: unknown[] = []
-  const realSet = globalThis.setTimeout
-  const realClear = globalThis.clearTimeout
-  t.capture(globalThis, 'setTimeout', ((run: () => Promise<void>, ms: number, ...rest: unknown[]) => {
-    if (ms < 100_000) return (realSet as (...args: unknown[]) => unknown)(run, ms, ...rest)
-    const timer = { unref: () => { held.unref = true; return timer } }
-    const held = { run, ms, unref: false, timer }
-    started.push(held)
-    return timer
-  }) as unknown as typeof setTimeout)
-  t.capture(globalThis, 'clearTimeout', ((timer: unknown) => {
-    cleared.push(timer)
-    realClear(timer as NodeJS.Timeout)
-  }) as typeof clearTimeout)
-  return { started, cleared }
 }
 
 if (!postgresUnavailable(t)) {
@@ -278,7 +257,7 @@ function pruneTests (t: tap.Test, pool: Pool): void {
 
   t.test('the timer prunes at a randomized interval, unref\'d, until close()', async (t) => {
     const table = await filled(3, 1)
-    const { started, cleared } = heldPruneTimers(t)
+    const { started, cleared } = heldTimers(t)
     const random = [0, 0.999]
     t.capture(Math, 'random', () => random.shift() ?? 0.5)
     const store = new PostgresStore({ pool, table, prune: 1000 })
@@ -294,14 +273,14 @@ function pruneTests (t: tap.Test, pool: Pool): void {
   })
 
   t.test('prune: false starts no timer', async (t) => {
-    const { started } = heldPruneTimers(t)
+    const { started } = heldTimers(t)
     const store = new PostgresStore({ pool, prune: false })
     t.same(started, [])
     await store.close()
   })
 
   t.test('a failed pass goes to onError, or to a process warning, and never throws', async (t) => {
-    const { started } = heldPruneTimers(t)
+    const { started } = heldTimers(t)
     const broken: PostgresQueryable = { query: async () => { throw new Error('server gone') } }
     const errors: Error[] = []
     const store = new PostgresStore({ pool: broken, onError: (err) => errors.push(err) })
@@ -318,7 +297,7 @@ function pruneTests (t: tap.Test, pool: Pool): void {
   })
 
   t.test('close() waits for a pass under way', async (t) => {
-    const { started } = heldPruneTimers(t)
+    const { started } = heldTimers(t)
     let release = (): void => {}
     const slow: PostgresQueryable = {
       query: () => new Promise((resolve) => { release = () => resolve({ rowCount: 0, rows: [] }) })
