@@ -145,7 +145,10 @@ const OPTION_HINTS: Readonly<Record<string, string>> = {
 }
 const COOKIE_HINTS: Readonly<Record<string, string>> = {
   expires: `use maxAge (${SECONDS})`,
-  signed: 'the session cookie is always signed (or sealed by CookieStore)'
+  signed: 'the session cookie is always signed (or sealed by CookieStore)',
+  priority: 'the session cookie carries no Priority attribute',
+  encode: 'the session cookie value is always base64url',
+  sameParty: 'SameParty was never standardised; use sameSite'
 }
 
 const DEFAULT_COOKIE: ResolvedCookie = {
@@ -257,9 +260,19 @@ function prefixed (cookieName: string, resolved: ResolvedCookie, label: string):
   return { ...resolved, secure: true }
 }
 
-/** `session.options()`: cookie attributes for one response, checked like the registration's. */
+// Every attribute a Set-Cookie line can carry (@fastify/cookie's serialize options): the keys
+// session.options() checks, supported or not.
+const COOKIE_ATTRIBUTES = new Set<string>([...COOKIE_KEYS, 'expires', 'signed', 'priority', 'encode', 'sameParty'])
+
+/**
+ * `session.options()`: cookie attributes for one response, checked like the registration's.
+ * Keys that are no cookie attribute are ignored: plugins pass their own options along
+ * (@fastify/csrf-protection's `generateCsrf({ userInfo })` hands them all to options()).
+ */
 export function overrideCookie (base: ResolvedCookie, overrides: unknown, cookieName: string): ResolvedCookie {
-  return prefixed(cookieName, cookie(overrides, base, 'session.options()'), 'session.options()')
+  const given = plainObject('session.options()', overrides)
+  const attributes = Object.fromEntries(Object.entries(given).filter(([key]) => COOKIE_ATTRIBUTES.has(key)))
+  return prefixed(cookieName, cookie(attributes, base, 'session.options()'), 'session.options()')
 }
 
 function cryptoOptions (value: unknown): Required<SessionCryptoOptions> {
