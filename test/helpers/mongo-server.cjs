@@ -187,7 +187,8 @@ commands.isMaster = commands.hello
 commands.ismaster = commands.hello
 commands.buildinfo = commands.buildInfo
 
-const INDEX_OPTIONS = ['expireAfterSeconds', 'partialFilterExpression']
+// background is accepted and has no effect, as in MongoDB 4.2 and later (connect-mongo sends it).
+const INDEX_OPTIONS = ['expireAfterSeconds', 'partialFilterExpression', 'background']
 
 // As MongoDB: the same index again is no change; the same name or key with other options is
 // error 85. Options this server would not honour are refused rather than ignored.
