@@ -149,6 +149,20 @@ expectError(new PostgresStore({ pool: new Pool(), prune: true }))
 expectError(new PostgresStore({ table: 'sessions' }))
 expectError(new PostgresStore({ pool: new Pool(), prepare: 'yes' }))
 
+// MongoStore: a collection of the official mongodb driver, which you built and whose client you close.
+import { MongoClient } from 'mongodb'
+import { MongoStore, type MongoSessionDocument, type MongoStoreOptions, type UserSession } from '..'
+const mongoClient = new MongoClient('mongodb://127.0.0.1:27017')
+const mongoStore = new MongoStore({ collection: mongoClient.db('app').collection('sessions', { writeConcern: { w: 'majority' } }), createIndexes: false })
+expectAssignable<SessionStore>(mongoStore)
+expectType<Promise<UserSession[]>>(mongoStore.listUser('digest'))
+expectType<Promise<number>>(mongoStore.destroyUser('digest'))
+expectAssignable<MongoStoreOptions>({ collection: mongoClient.db('app').collection<MongoSessionDocument>('sessions') })
+expectError(new MongoStore({ createIndexes: true }))
+expectError(new MongoStore({ collection: {} }))
+expectError(new MongoStore({ collection: mongoClient.db('app').collection('sessions'), createIndexes: 'yes' }))
+expectError(new MongoStore({ collection: mongoClient.db('app').collection('sessions'), mongoUrl: 'mongodb://127.0.0.1' }))
+
 // FileStore: a directory on a local filesystem.
 import { FileStore, type FileStoreOptions } from '..'
 const fileStore = new FileStore({ dir: '/var/lib/app/sessions', fsync: true, lockStale: 10, sweepInterval: false, onError: (err) => { expectType<Error>(err) } })
