@@ -31,8 +31,6 @@ function compare (a, b) {
 
 const RANGE = {
   $gt: (order) => order === 1,
-  $gte: (order) => order === 1 || order === 0,
-  $lt: (order) => order === -1,
   $lte: (order) => order === -1 || order === 0
 }
 
@@ -41,7 +39,7 @@ function isOperators (condition) {
     Object.keys(condition).length > 0 && Object.keys(condition).every((key) => key.startsWith('$'))
 }
 
-const OPERATORS = ['$exists', '$eq', ...Object.keys(RANGE)]
+const OPERATORS = ['$exists', ...Object.keys(RANGE)]
 
 function checkField (field, condition) {
   if (field.includes('.')) throw badValue(`dotted paths are not supported by this test server: ${field}`)
@@ -65,7 +63,6 @@ function fieldMatches (doc, field, condition) {
   if (!isOperators(condition)) return present && equal(value, condition)
   return Object.entries(condition).every(([operator, operand]) => {
     if (operator === '$exists') return present === Boolean(operand)
-    if (operator === '$eq') return present && equal(value, operand)
     return present && RANGE[operator](compare(value, operand))
   })
 }
@@ -88,13 +85,7 @@ function setField (doc, field, value) {
 
 const MODIFIERS = {
   $set: (doc, field, value) => setField(doc, field, value),
-  $setOnInsert: () => {},
-  $unset: (doc, field) => { delete doc[field] },
-  $inc: (doc, field, by) => {
-    const current = doc[field] ?? 0
-    if (typeof current !== 'number') throw new CommandError(14, 'TypeMismatch', `Cannot apply $inc to a value of non-numeric type. {_id: ${String(doc._id)}} has the field '${field}' of non-numeric type`)
-    setField(doc, field, current + by)
-  }
+  $unset: (doc, field) => { delete doc[field] }
 }
 
 /** Refuses an update this server cannot apply, before any document is looked at. */
@@ -106,13 +97,10 @@ function checkUpdate (update) {
 }
 
 /** `doc` changed by the update operators of `update` (checked by checkUpdate), as a new object. */
-function applyUpdate (doc, update, inserting = false) {
+function applyUpdate (doc, update) {
   const next = { ...doc }
   for (const [modifier, fields] of Object.entries(update)) {
-    for (const [field, value] of Object.entries(fields)) {
-      if (modifier === '$setOnInsert' && inserting) setField(next, field, value)
-      else MODIFIERS[modifier](next, field, value)
-    }
+    for (const [field, value] of Object.entries(fields)) MODIFIERS[modifier](next, field, value)
   }
   return next
 }
@@ -123,9 +111,8 @@ function upsertDocument (filter, update, newId) {
   for (const [field, condition] of Object.entries(filter ?? {})) {
     if (field.startsWith('$')) continue
     if (!isOperators(condition)) seed[field] = condition
-    else if (Object.hasOwn(condition, '$eq')) seed[field] = condition.$eq
   }
-  const doc = applyUpdate(seed, update, true)
+  const doc = applyUpdate(seed, update)
   return Object.hasOwn(doc, '_id') ? doc : { _id: newId(), ...doc }
 }
 
