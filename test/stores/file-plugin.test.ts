@@ -5,11 +5,11 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import { storeKey } from '../../src/crypto/ids'
 import { FileStore } from '../../src/index'
-import { build, SECRET, sessionCookie } from '../helpers/app'
-import { Barrier } from '../helpers/gate'
+import { build, SECRET } from '../helpers/app'
+import { burst, cookieOf, dump, login, post, together } from '../helpers/store-plugin'
 import { storeRoutes } from '../helpers/routes'
 import { logLines, sessionWarnings } from '../helpers/log-lines'
 import { revocationScenarios } from '../helpers/logout-everywhere'
@@ -17,7 +17,6 @@ import { revocationScenarios } from '../helpers/logout-everywhere'
 // FileStore through the plugin: what requests do to the files, races within one process and
 // across two sharing the directory, writers killed mid-write, what the files hold.
 
-const burst = new Barrier()
 const parent = mkdtempSync(join(tmpdir(), 'fastify-sessions-file-plugin-'))
 t.teardown(() => rmSync(parent, { recursive: true, force: true }))
 let sequence = 0
@@ -35,22 +34,6 @@ function routes (app: FastifyInstance): void {
     req.session.set('blob', blobFor(round))
     return 'ok'
   })
-}
-
-function cookieOf (res: LightMyRequestResponse): string {
-  const cookie = sessionCookie(res)
-  if (cookie === undefined) throw new Error(`no session cookie (status ${res.statusCode}: ${res.body})`)
-  return cookie
-}
-
-const login = async (app: FastifyInstance, user = 'ada'): Promise<string> => cookieOf(await app.inject({ method: 'POST', url: '/login', query: { user } }))
-const post = (app: FastifyInstance, url: string, cookie: string): Promise<LightMyRequestResponse> => app.inject({ method: 'POST', url, headers: { cookie } })
-const dump = async (app: FastifyInstance, cookie: string): Promise<Record<string, unknown>> => (await app.inject({ url: '/dump', headers: { cookie } })).json()
-
-/** `count` requests at once, all loaded before any of them commits. */
-function together<T> (count: number, request: (i: number) => Promise<T>): Promise<T[]> {
-  burst.expect(count)
-  return Promise.all(Array.from({ length: count }, (_, i) => request(i)))
 }
 
 /** Every file under `dir` with what identifies its content: inode, size, mtime. */

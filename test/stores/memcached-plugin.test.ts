@@ -5,8 +5,8 @@ import { resolve } from 'node:path'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { storeKey } from '../../src/crypto/ids'
 import { MemcachedStore } from '../../src/index'
-import { build, SECRET, sessionCookie } from '../helpers/app'
-import { Barrier } from '../helpers/gate'
+import { build, SECRET } from '../helpers/app'
+import { burst, cookieOf, dump, login, me, post, together } from '../helpers/store-plugin'
 import { storeRoutes } from '../helpers/routes'
 import { logLines, sessionWarnings } from '../helpers/log-lines'
 import { revocationScenarios } from '../helpers/logout-everywhere'
@@ -17,7 +17,6 @@ import { clientOn, counting, memcachedUnavailable, startMemcached, waitFor, type
 // holds, and the server stopped or killed mid-traffic.
 
 const UNAVAILABLE = 'FST_SESS_STORE_UNAVAILABLE'
-const burst = new Barrier()
 
 let sequence = 0
 /** A prefix no other test uses, so each test finds its own items on the shared servers. */
@@ -31,26 +30,6 @@ function routes (app: FastifyInstance): void {
     req.session.set('big', 'x'.repeat(Number((req.query as { bytes: string }).bytes)))
     return 'ok'
   })
-}
-
-function cookieOf (res: LightMyRequestResponse): string {
-  const cookie = sessionCookie(res)
-  if (cookie === undefined) throw new Error(`no session cookie (status ${res.statusCode}: ${res.body})`)
-  return cookie
-}
-
-async function login (app: FastifyInstance, user = 'ada'): Promise<string> {
-  return cookieOf(await app.inject({ method: 'POST', url: '/login', query: { user } }))
-}
-
-const me = async (app: FastifyInstance, cookie: string): Promise<LightMyRequestResponse> => await app.inject({ url: '/me', headers: { cookie } })
-const post = (app: FastifyInstance, url: string, cookie: string): Promise<LightMyRequestResponse> => app.inject({ method: 'POST', url, headers: { cookie } })
-const dump = async (app: FastifyInstance, cookie: string): Promise<Record<string, unknown>> => (await app.inject({ url: '/dump', headers: { cookie } })).json()
-
-/** `count` requests at once, all loaded before any of them commits. */
-function together<T> (count: number, request: (i: number) => Promise<T>): Promise<T[]> {
-  burst.expect(count)
-  return Promise.all(Array.from({ length: count }, (_, i) => request(i)))
 }
 
 /** The items the servers hold under `prefix`. */

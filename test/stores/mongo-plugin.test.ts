@@ -6,9 +6,8 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { Collection, Document } from 'mongodb'
 import { storeKey } from '../../src/crypto/ids'
 import { MongoStore } from '../../src/index'
-import { build, SECRET, sessionCookie } from '../helpers/app'
-import { Barrier } from '../helpers/gate'
-import { storeRoutes } from '../helpers/routes'
+import { build, SECRET } from '../helpers/app'
+import { burst, cookieOf, login, me, post, routes, together } from '../helpers/store-plugin'
 import { logLines, sessionWarnings } from '../helpers/log-lines'
 import { revocationScenarios } from '../helpers/logout-everywhere'
 import { helperTarget, mongoTargets, type MongoTarget } from '../helpers/mongo-target'
@@ -19,27 +18,6 @@ import { waitFor } from '../helpers/postgres-server'
 // MongoDB cannot be paused or stopped from here).
 
 const UNAVAILABLE = 'FST_SESS_STORE_UNAVAILABLE'
-const burst = new Barrier()
-const routes = (app: FastifyInstance): void => storeRoutes(app, burst)
-
-function cookieOf (res: LightMyRequestResponse): string {
-  const cookie = sessionCookie(res)
-  if (cookie === undefined) throw new Error(`no session cookie (status ${res.statusCode}: ${res.body})`)
-  return cookie
-}
-
-async function login (app: FastifyInstance, user = 'ada'): Promise<string> {
-  return cookieOf(await app.inject({ method: 'POST', url: '/login', query: { user } }))
-}
-
-const me = async (app: FastifyInstance, cookie: string): Promise<LightMyRequestResponse> => await app.inject({ url: '/me', headers: { cookie } })
-const post = (app: FastifyInstance, url: string, cookie: string): Promise<LightMyRequestResponse> => app.inject({ method: 'POST', url, headers: { cookie } })
-
-/** `count` requests at once, all loaded before any of them commits. */
-function together<T> (count: number, request: (i: number) => Promise<T>): Promise<T[]> {
-  burst.expect(count)
-  return Promise.all(Array.from({ length: count }, (_, i) => request(i)))
-}
 
 const documentsOf = async (collection: Collection<Document>): Promise<Document[]> => await collection.find({}).toArray()
 

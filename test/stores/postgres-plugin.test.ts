@@ -6,9 +6,8 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { Pool } from 'pg'
 import { storeKey } from '../../src/crypto/ids'
 import { PostgresStore, type PostgresQueryable, type PostgresResult, type PostgresStoreOptions } from '../../src/index'
-import { build, SECRET, sessionCookie } from '../helpers/app'
-import { Barrier } from '../helpers/gate'
-import { storeRoutes } from '../helpers/routes'
+import { build, SECRET } from '../helpers/app'
+import { burst, cookieOf, login, me, post, routes, together } from '../helpers/store-plugin'
 import { logLines, sessionWarnings } from '../helpers/log-lines'
 import { revocationScenarios } from '../helpers/logout-everywhere'
 import { postgresUnavailable, startPostgres, waitFor, type PostgresServer } from '../helpers/postgres-server'
@@ -17,14 +16,11 @@ import { postgresUnavailable, startPostgres, waitFor, type PostgresServer } from
 // within one process and across two, what the table holds, and an outage.
 
 const UNAVAILABLE = 'FST_SESS_STORE_UNAVAILABLE'
-const burst = new Barrier()
 
 let sequence = 0
 function freshTable (): string {
   return `p${process.pid}_${sequence++}`
 }
-
-const routes = (app: FastifyInstance): void => storeRoutes(app, burst)
 
 /** A pool that counts the statements sent through it, named (prepared) as the store sends them. */
 function counting (pool: Pool): PostgresQueryable & { sent: string[] } {
@@ -42,25 +38,6 @@ async function tableStore (pool: PostgresQueryable, options: Partial<PostgresSto
   const store = new PostgresStore({ pool, table, createTable: true, prune: false, ...options })
   await store.destroy('warm-up')
   return { store, table }
-}
-
-function cookieOf (res: LightMyRequestResponse): string {
-  const cookie = sessionCookie(res)
-  if (cookie === undefined) throw new Error(`no session cookie (status ${res.statusCode}: ${res.body})`)
-  return cookie
-}
-
-async function login (app: FastifyInstance, user = 'ada'): Promise<string> {
-  return cookieOf(await app.inject({ method: 'POST', url: '/login', query: { user } }))
-}
-
-const me = async (app: FastifyInstance, cookie: string): Promise<LightMyRequestResponse> => await app.inject({ url: '/me', headers: { cookie } })
-const post = (app: FastifyInstance, url: string, cookie: string): Promise<LightMyRequestResponse> => app.inject({ method: 'POST', url, headers: { cookie } })
-
-/** `count` requests at once, all loaded before any of them commits. */
-function together<T> (count: number, request: (i: number) => Promise<T>): Promise<T[]> {
-  burst.expect(count)
-  return Promise.all(Array.from({ length: count }, (_, i) => request(i)))
 }
 
 async function rowsOf (pool: Pool, table: string): Promise<Array<Record<string, unknown>>> {
