@@ -12,6 +12,17 @@ export const InvalidOptionError = createError(
   TypeError
 )
 
+/**
+ * An express-session store given as it is: its methods call back instead of returning
+ * promises, and it has no compare-and-set. Thrown at registration, naming the option.
+ */
+export const ExpressStoreError = createError(
+  'FST_SESS_EXPRESS_STORE',
+  'fastify-sessions: invalid option "%s": an express-session store takes callbacks and has no compare-and-set; wrap it with fromExpressStore(store), or use a native store',
+  500,
+  TypeError
+)
+
 export const SessionDestroyedError = createError(
   'FST_SESS_DESTROYED',
   'fastify-sessions: the session was destroyed earlier in this request; %s() is not allowed',
@@ -115,4 +126,23 @@ export const CsrfTokenError = createError(
   'FST_SESS_CSRF_TOKEN',
   'fastify-sessions: missing or invalid CSRF token',
   403
+)
+
+/**
+ * A session without a way to send a Set-Cookie (from sessions.load(), or in a websocket
+ * handler after the upgrade) was asked for something only a new cookie makes last: storing a
+ * new session, regenerate(), a CookieStore change, cookie options.
+ */
+export const CookieUndeliverableError = createError(
+  'FST_SESS_COOKIE_UNDELIVERABLE',
+  'fastify-sessions: %s() needs to send a new session cookie, and %s',
+  500
+)
+
+/** sessions.load() was given something other than a raw Node request (socket.io's socket, not socket.request). */
+export const NotARequestError = createError(
+  'FST_SESS_NOT_A_REQUEST',
+  'fastify-sessions: sessions.load() needs a raw Node request (an IncomingMessage), not %s',
+  500,
+  TypeError
 )

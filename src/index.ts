@@ -1,10 +1,12 @@
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { IncomingMessage } from 'node:http'
 import fp from 'fastify-plugin'
 import { createContext } from './create-context'
 import { addTokenCheck, crossOriginHook } from './csrf'
 import { loadSession } from './load-session'
 import { checkRouteConfig, resolveOptions, type ConflictPolicy, type FastifySessionsOptions, type RouteCsrfOptions } from './options'
+import { loadRawSession } from './raw-session'
 import type { ListSessionsOptions, SessionInfo } from './revocations'
 import { commitAtEnd, Session } from './session'
 
@@ -17,6 +19,12 @@ export interface SessionsApi {
   revokeUser (userId: string | number): Promise<number | undefined>
   /** The user's live sessions, most recently active first: times and chosen metadata, never an id. */
   listSessions (userId: string | number, options?: ListSessionsOptions): Promise<SessionInfo[]>
+  /**
+   * The session of a raw Node request (socket.io's `socket.request`, an `upgrade` handler's
+   * request), verified as a route's load verifies it. Nothing is committed unless saved, and
+   * what needs a new cookie (a new session, regenerate()) is refused: there is no reply.
+   */
+  load (request: IncomingMessage): Promise<Session>
 }
 
 declare module 'fastify' {
@@ -54,13 +62,15 @@ function optedOut (request: FastifyRequest): boolean {
 
 async function fastifySessionsPlugin (fastify: FastifyInstance, opts: FastifySessionsOptions): Promise<void> {
   const options = resolveOptions(opts)
-  const { ctx, close } = createContext(options, (err) => fastify.log.warn({ err }, 'fastify-sessions: crypto worker pool failed, sealing on the main thread'))
+  const { ctx, close, warnings } = createContext(options, (err) => fastify.log.warn({ err }, 'fastify-sessions: crypto worker pool failed, sealing on the main thread'))
+  for (const warning of warnings) fastify.log.warn(warning)
   if (!fastify.hasDecorator('parseCookie')) await fastify.register(fastifyCookie)
 
   const { revocations } = ctx
   fastify.decorate('sessions', {
     revokeUser: (userId: string | number) => revocations.revokeUser(userId),
-    listSessions: (userId: string | number, options?: ListSessionsOptions) => revocations.listSessions(userId, options)
+    listSessions: (userId: string | number, options?: ListSessionsOptions) => revocations.listSessions(userId, options),
+    load: (request: IncomingMessage) => loadRawSession(ctx, fastify, request)
   } satisfies SessionsApi)
   const { csrf } = options
   fastify.addHook('onRoute', (route) => {
@@ -134,6 +144,7 @@ export { PostgresStore, type PostgresQueryable, type PostgresResult, type Postgr
 export { MongoStore, type MongoSessionDocument, type MongoStoreOptions } from './stores/mongo'
 export { MemcachedStore, type MemcachedResponse, type MemcachedStoreOptions, type MemjsClient } from './stores/memcached'
 export { FileStore, type FileStoreOptions } from './stores/file'
+export { fromExpressStore, type ExpressStore, type ExpressStoreCallback } from './stores/express-store'
 export type { SealedSession, SessionData, SessionRecord, SessionStore, StatelessStore, UserSession } from './store'
 export type { ListSessionsOptions, SessionInfo } from './revocations'
 export type { UserKey } from './user-digest'

@@ -3,11 +3,11 @@ import { freshState, type Backend, type SessionState } from './backends/backend'
 import { ChangeLog } from './change-log'
 import type { CsrfTokens } from './crypto/csrf-tokens'
 import { newSessionId } from './crypto/ids'
-import { InsideUpdateError, InvalidKeyError, NotSerializableError, SessionConflictError, SessionDestroyedError } from './errors'
+import { CookieUndeliverableError, InsideUpdateError, InvalidKeyError, NotSerializableError, SessionConflictError, SessionDestroyedError } from './errors'
 import { expiryFor, nextRecord } from './expiry'
 import { toJson } from './json'
 import { then, type MaybePromise } from './maybe-promise'
-import type { ConflictPolicy, SessionCookieOptions } from './options'
+import { isStateless, type ConflictPolicy, type SessionCookieOptions } from './options'
 import { ReplyCookie, type CookieContext } from './reply-cookie'
 import type { Revocations } from './revocations'
 import type { SessionData, SessionRecord } from './store'
@@ -59,7 +59,8 @@ export class Session {
   #ctx: SessionContext
   #backend: Backend
   #request: FastifyRequest
-  #reply: FastifyReply
+  // Null for a session from sessions.load(): a raw request has no reply to carry a cookie.
+  #reply: FastifyReply | null
   #state!: SessionState
   #log = new ChangeLog()
   #destroyed = false
@@ -76,7 +77,7 @@ export class Session {
   #inUpdate = false
 
   /** @internal The plugin creates sessions; applications never need to. */
-  constructor (ctx: SessionContext, request: FastifyRequest, reply: FastifyReply, loaded?: SessionState) {
+  constructor (ctx: SessionContext, request: FastifyRequest, reply: FastifyReply | null, loaded?: SessionState) {
     this.#ctx = ctx
     this.#backend = ctx.backend
     this.#request = request
@@ -166,6 +167,7 @@ export class Session {
   async regenerate (keep?: readonly string[]): Promise<void> {
     this.#changing('regenerate')
     this.#outsideUpdate('regenerate')
+    this.#refuseWithoutCookie('regenerate', true)
     if (keep !== undefined && !Array.isArray(keep)) throw new InvalidKeyError('the keep list of regenerate()')
     const old = this.#state
     const kept: Record<string, unknown> = {}
@@ -182,19 +184,23 @@ export class Session {
   async destroy (): Promise<void> {
     if (this.#destroyed) return
     this.#outsideUpdate('destroy')
+    // A sealed session lives only in its cookie: without a new cookie it cannot end.
+    const cookieless = this.#cookieless()
+    if (cookieless) this.#refuseWithoutCookie('destroy', isStateless(this.#ctx.options.store))
     await this.#retire()
     const state = this.#state
     if (state.version > 0) await this.#backend.exclusive(state, 'delete', () => this.#backend.destroy(state))
     this.#destroyed = true
     state.data = {}
     this.#log.reset()
-    this.#replyCookie().expire()
+    if (!cookieless) this.#replyCookie().expire()
   }
 
   /** Commits now, e.g. before a redirect or a streamed reply. */
   async save (): Promise<void> {
     this.#changing('save')
     this.#outsideUpdate('save')
+    if (this.#cookieless()) this.#refuseWithoutCookie('save', this.#commitChangesCookie())
     await this.#commit()
   }
 
@@ -208,6 +214,7 @@ export class Session {
     try {
       this.#changing('update')
       this.#outsideUpdate('update')
+      if (this.#cookieless()) this.#refuseWithoutCookie('update', this.#state.version === 0 || isStateless(this.#ctx.options.store))
       return Promise.resolve(then(this.#commit(), () => this.#updateExclusively(fn))).catch((err: unknown) => {
         throw this.#failure(err)
       })
@@ -255,6 +262,7 @@ export class Session {
   /** Cookie attributes for this response only, e.g. a longer maxAge for "remember me". */
   options (cookie: SessionCookieOptions): void {
     this.#changing('options')
+    this.#refuseWithoutCookie('options', true)
     this.#replyCookie().override(cookie)
   }
 
@@ -269,7 +277,7 @@ export class Session {
   [commitAtEnd] (): MaybePromise<void> {
     if (this.#ended || this.#failed) return undefined
     this.#ended = true
-    if (this.#reply.statusCode >= 500) return undefined
+    if ((this.#reply as FastifyReply).statusCode >= 500) return undefined
     return this.#commit()
   }
 
@@ -282,6 +290,25 @@ export class Session {
   // These would wait for the update that calls them: refused at once instead of a deadlock.
   #outsideUpdate (method: string): void {
     if (this.#inUpdate) throw new InsideUpdateError(method)
+  }
+
+  // No Set-Cookie can reach the client: a session from sessions.load() has no reply, and a
+  // reply sent or hijacked (a websocket handler, after the upgrade) takes no more headers.
+  #cookieless (): boolean {
+    return this.#reply === null || this.#reply.sent
+  }
+
+  // What would last only through a new cookie is refused before it starts: stored without
+  // one, a new session is a record no client can name, a regenerated one logs the user out.
+  #refuseWithoutCookie (method: string, needsCookie: boolean): void {
+    if (!needsCookie || !this.#cookieless()) return
+    throw new CookieUndeliverableError(method, this.#reply === null ? 'sessions.load() has no reply' : 'the reply was already sent or hijacked')
+  }
+
+  // A commit now would store a session for the first time, or seal new data into the cookie.
+  #commitChangesCookie (): boolean {
+    this.#log.detectMutations(this.#state.data)
+    return this.#needsWrite() && (this.#state.version === 0 || isStateless(this.#ctx.options.store))
   }
 
   /** Start over: a new id no store has seen, a new creation time, `data`, nothing changed. */
@@ -517,13 +544,16 @@ export class Session {
   }
 
   #issue (moved: boolean): MaybePromise<void> {
-    if (!this.#wantsCookie(moved)) return undefined
+    // Without a reply the cookie the client holds stays in use: one signed with an earlier
+    // secret goes on verifying, and only the browser's copy of maxAge is not extended.
+    if (!this.#wantsCookie(moved) || this.#cookieless()) return undefined
     return then(this.#backend.issue(this.#state), (value) => this.#replyCookie().issue(value))
   }
 
   // Created on first use: most replies send no session cookie.
   #replyCookie (): ReplyCookie {
-    this.#cookie ??= new ReplyCookie(this.#ctx, this.#request, this.#reply, this.#backend.maxCookieBytes)
+    // Reached only with a reply: every caller either refuses or skips the cookie without one.
+    this.#cookie ??= new ReplyCookie(this.#ctx, this.#request, this.#reply as FastifyReply, this.#backend.maxCookieBytes)
     return this.#cookie
   }
 
