@@ -19,6 +19,25 @@ export interface Registration {
    * and the default MemoryStore it created. A store the user gave is theirs to close.
    */
   close (): Promise<void>
+  /** What the operator should know about the configuration, logged once at registration. */
+  warnings: string[]
+}
+
+/**
+ * A store may declare `compareAndSet: 'process'`: its compare-and-set holds between the calls
+ * of this process only (an express-session store through fromExpressStore, which reads,
+ * compares and writes).
+ */
+interface DeclaredCompareAndSet {
+  readonly compareAndSet?: unknown
+}
+
+const PROCESS_ONLY_WARNING = 'fastify-sessions: the store compares versions within this process only ' +
+  '(an express-session store through fromExpressStore): two processes writing one session can lose ' +
+  "each other's writes; use a native store (RedisStore, PostgresStore, …) when several processes share sessions"
+
+function warningsFor (options: ResolvedOptions): string[] {
+  return (options.store as DeclaredCompareAndSet).compareAndSet === 'process' ? [PROCESS_ONLY_WARNING] : []
 }
 
 // The one place that looks at what kind of store it was given: declared capabilities, not
@@ -54,5 +73,5 @@ export function createContext (options: ResolvedOptions, onPoolError: (error: un
     await sealer?.destroy()
     if (options.ownsStore) await options.store.close?.()
   }
-  return { ctx, close }
+  return { ctx, close, warnings: warningsFor(options) }
 }

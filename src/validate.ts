@@ -1,5 +1,5 @@
 import type { SessionStore } from './store'
-import { InvalidOptionError } from './errors'
+import { ExpressStoreError, InvalidOptionError } from './errors'
 
 // The option validators of the plugin and of every store: one style, one error. `name` is
 // what the error names (`cookie.maxAge`, `MemoryStore max`). Each returns the value, or the
@@ -106,5 +106,17 @@ export function sessionStore (name: string, value: unknown): SessionStore {
   if ((given.listUser === undefined) !== (given.destroyUser === undefined)) {
     fail(name, 'must have both listUser() and destroyUser() or neither')
   }
+  // It would pass every check above and fail at its first write, leaving a record behind.
+  if (callbackStore(given)) throw new ExpressStoreError(name)
   return value as SessionStore
+}
+
+/**
+ * Whether a store is an express-session one, whose methods call back instead of returning a
+ * promise: it has the methods express-session's `Store` adds (connect-redis, connect-pg-simple
+ * and memorystore all extend it), or its `get()` and `destroy()` take a callback.
+ */
+export function callbackStore (store: Record<string, unknown>): boolean {
+  if (typeof store.createSession === 'function' && typeof store.regenerate === 'function') return true
+  return (store.get as () => unknown).length >= 2 && (store.destroy as () => unknown).length >= 2
 }
