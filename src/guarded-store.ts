@@ -4,6 +4,10 @@ import { performance } from 'node:perf_hooks'
 import { KeyedQueue, start } from './keyed-queue'
 import type { MaybePromise } from './maybe-promise'
 import type { SessionRecord, SessionStore, UserSession } from './store'
+import { storeChannel, storeName, traced, type StoreOperation } from './tracing'
+
+// What each store method does, in the words of FST_SESS_STORE_UNAVAILABLE's message.
+const ACTION: Record<StoreOperation, string> = { get: 'read', set: 'write', touch: 'touch', destroy: 'delete', listUser: 'list', destroyUser: 'delete' }
 
 /** Why a record is not one the plugin can use; undefined when it is. */
 function recordFault (record: unknown): string | undefined {
@@ -36,22 +40,24 @@ export class GuardedStore {
   #stalled = new Map<string, number>()
   #queue = new KeyedQueue((key) => this.#stalled.delete(key))
   #timeouts = new WeakSet<Error>()
+  #name: string
 
   constructor (store: SessionStore, timeoutMs: number) {
     this.#store = store
+    this.#name = storeName(store)
     this.#deadlines = new Deadlines(timeoutMs)
   }
 
   get (key: string): Promise<SessionRecord | undefined> {
-    return this.#call('read', () => this.#store.get(key), usable)
+    return this.#call('get', () => this.#store.get(key), usable)
   }
 
   set (key: string, record: SessionRecord, expectedVersion: number): Promise<boolean> {
-    return this.#call('write', () => this.#store.set(key, record, expectedVersion))
+    return this.#call('set', () => this.#store.set(key, record, expectedVersion))
   }
 
   destroy (key: string): Promise<void> {
-    return this.#call('delete', () => this.#store.destroy(key))
+    return this.#call('destroy', () => this.#store.destroy(key))
   }
 
   /** Whether the store keeps a per-user index (listUser and destroyUser). */
@@ -62,12 +68,12 @@ export class GuardedStore {
   /** The live records filed under `user`; entries the plugin cannot use are left out. */
   listUser (user: string): Promise<UserSession[]> {
     const store = this.#store as Required<SessionStore>
-    return this.#call('list', () => store.listUser(user), usableEntries)
+    return this.#call('listUser', () => store.listUser(user), usableEntries)
   }
 
   destroyUser (user: string): Promise<number> {
     const store = this.#store as Required<SessionStore>
-    return this.#call('delete', () => store.destroyUser(user))
+    return this.#call('destroyUser', () => store.destroyUser(user))
   }
 
   /**
@@ -108,10 +114,16 @@ export class GuardedStore {
     throw err
   }
 
+  // Every store call of every request goes through here, traced as one operation.
+  #call<T> (operation: StoreOperation, start: () => Promise<T>, check?: (value: T) => T): Promise<T> {
+    if (!storeChannel.hasSubscribers) return this.#bounded(ACTION[operation], start, check)
+    const trace = { store: this.#name, async: false, operation }
+    return traced(storeChannel, trace, () => this.#bounded(ACTION[operation], start, check)) as Promise<T>
+  }
+
   // One promise per call, whatever happens: the bound, the classification of failures and
-  // the check of what came back all settle it directly (every store call of every request
-  // goes through here).
-  #call<T> (operation: string, start: () => Promise<T>, check?: (value: T) => T): Promise<T> {
+  // the check of what came back all settle it directly.
+  #bounded<T> (operation: string, start: () => Promise<T>, check?: (value: T) => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const deadline = this.#deadlines.add(() => reject(this.#timedOut(operation)))
       let pending: Promise<T>

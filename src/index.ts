@@ -4,11 +4,12 @@ import type { IncomingMessage } from 'node:http'
 import fp from 'fastify-plugin'
 import { createContext } from './create-context'
 import { addTokenCheck, crossOriginHook } from './csrf'
-import { loadSession } from './load-session'
+import { loadSession, traceNoCookie } from './load-session'
 import { checkRouteConfig, resolveOptions, type ConflictPolicy, type FastifySessionsOptions, type RouteCsrfOptions } from './options'
 import { loadRawSession } from './raw-session'
 import type { ListSessionsOptions, SessionInfo } from './revocations'
 import { commitAtEnd, Session } from './session'
+import { loadChannel } from './tracing'
 
 /** `fastify.sessions`: what concerns sessions beyond the current request. */
 export interface SessionsApi {
@@ -101,7 +102,11 @@ async function fastifySessionsPlugin (fastify: FastifyInstance, opts: FastifySes
     const cookie = request.cookies[options.cookieName]
     // The route's opt-out is looked up only when there is session work to skip: building
     // routeOptions is the dearest part of an anonymous request's hook.
-    if (cookie === undefined || optedOut(request)) return done()
+    if (cookie === undefined) {
+      if (loadChannel.hasSubscribers && !optedOut(request)) traceNoCookie(ctx)
+      return done()
+    }
+    if (optedOut(request)) return done()
     const loaded = loadSession(ctx, request, reply, cookie)
     if (!(loaded instanceof Promise)) {
       if (loaded !== undefined) req[kSession] = loaded
@@ -147,6 +152,7 @@ export { FileStore, type FileStoreOptions } from './stores/file'
 export { fromExpressStore, type ExpressStore, type ExpressStoreCallback } from './stores/express-store'
 export type { SealedSession, SessionData, SessionRecord, SessionStore, StatelessStore, UserSession } from './store'
 export type { ListSessionsOptions, SessionInfo } from './revocations'
+export { tracingChannels, type CommitTrace, type LoadTrace, type StoreOperation, type StoreTrace, type TraceMessage } from './tracing'
 export type { UserKey } from './user-digest'
 export type { ConflictPolicy, FastifySessionsOptions, RouteCsrfOptions, SessionCookieOptions, SessionCryptoOptions, SessionCsrfOptions } from './options'
 

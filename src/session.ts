@@ -11,6 +11,7 @@ import { isStateless, type ConflictPolicy, type SessionCookieOptions } from './o
 import { ReplyCookie, type CookieContext } from './reply-cookie'
 import type { Revocations } from './revocations'
 import type { SessionData, SessionRecord } from './store'
+import { commitChannel, storeName, traced, type CommitTrace } from './tracing'
 import { DESTROYED, gaveUp, MAX_ATTEMPTS, writeRecord, type WriteContext } from './write-record'
 
 /** Key under which flash messages live in the session data. */
@@ -44,6 +45,11 @@ function checkSerializable (key: string, value: unknown): void {
   const kind = typeof value
   if (value === null || kind === 'string' || kind === 'boolean' || (kind === 'number' && Number.isFinite(value))) return
   toJson(key, value)
+}
+
+function traceUpdate (trace: CommitTrace, stored: boolean): void {
+  if (stored) trace.outcome = 'written'
+  else trace.conflicts++
 }
 
 function flashesOf (value: unknown): Flashes {
@@ -201,7 +207,7 @@ export class Session {
     this.#changing('save')
     this.#outsideUpdate('save')
     if (this.#cookieless()) this.#refuseWithoutCookie('save', this.#commitChangesCookie())
-    await this.#commit()
+    await this.#commit('save')
   }
 
   /**
@@ -215,9 +221,9 @@ export class Session {
       this.#changing('update')
       this.#outsideUpdate('update')
       if (this.#cookieless()) this.#refuseWithoutCookie('update', this.#state.version === 0 || isStateless(this.#ctx.options.store))
-      return Promise.resolve(then(this.#commit(), () => this.#updateExclusively(fn))).catch((err: unknown) => {
-        throw this.#failure(err)
-      })
+      if (!commitChannel.hasSubscribers) return this.#update(fn, undefined)
+      const trace = this.#commitTrace('update')
+      return traced(commitChannel, trace, () => this.#update(fn, trace)) as Promise<void>
     } catch (err) {
       return Promise.reject(err)
     }
@@ -278,7 +284,7 @@ export class Session {
     if (this.#ended || this.#failed) return undefined
     this.#ended = true
     if ((this.#reply as FastifyReply).statusCode >= 500) return undefined
-    return this.#commit()
+    return this.#commit('end')
   }
 
   // Every call that changes the session or commits it comes through here.
@@ -340,10 +346,20 @@ export class Session {
     this.#touchRequested = false
   }
 
-  // Commit: decide what to do, once, then do it.
-  #commit (): MaybePromise<void> {
+  // Commit: decide what to do, once, then do it; traced when someone listens.
+  #commit (trigger: CommitTrace['trigger']): MaybePromise<void> {
+    if (!commitChannel.hasSubscribers) return this.#commitNow(undefined)
+    const trace = this.#commitTrace(trigger)
+    return traced(commitChannel, trace, () => this.#commitNow(trace))
+  }
+
+  #commitTrace (trigger: CommitTrace['trigger']): CommitTrace {
+    return { store: storeName(this.#ctx.options.store), async: false, trigger, outcome: undefined, conflicts: 0 }
+  }
+
+  #commitNow (trace: CommitTrace | undefined): MaybePromise<void> {
     try {
-      const pending = this.#run(this.#decide())
+      const pending = this.#run(this.#decide(), trace)
       return pending instanceof Promise ? pending.catch((err: unknown) => { throw this.#failure(err) }) : pending
     } catch (err) {
       throw this.#failure(err)
@@ -363,9 +379,11 @@ export class Session {
     return this.#wantsCookie(false) || this.#touchTarget() !== undefined ? 'check' : 'nothing'
   }
 
-  #run (step: CommitStep): MaybePromise<void> {
-    if (step === 'write') return this.#write()
-    if (step === 'check') return this.#check()
+  #run (step: CommitStep, trace: CommitTrace | undefined): MaybePromise<void> {
+    if (step === 'write') return this.#write(trace)
+    // A check moves the expiry at most; it says 'touched' once it did.
+    if (trace !== undefined) trace.outcome = 'nothing'
+    if (step === 'check') return this.#check(trace)
     return undefined
   }
 
@@ -376,12 +394,14 @@ export class Session {
     return !this.#log.empty
   }
 
-  #write (): MaybePromise<void> {
+  #write (trace: CommitTrace | undefined): MaybePromise<void> {
     const state = this.#state
     const policy = this.#policy()
-    const stored = this.#backend.exclusive(state, 'write', () => writeRecord(this.#ctx, state, this.#log, policy))
+    const lost = trace === undefined ? undefined : () => { trace.conflicts++ }
+    const stored = this.#backend.exclusive(state, 'write', () => writeRecord(this.#ctx, state, this.#log, policy, lost))
     return then(then(stored, (record) => {
       this.#written(record)
+      if (trace !== undefined) trace.outcome = 'written'
       return this.#retired === undefined ? undefined : then(this.#confirmRetired(), () => this.#retire())
     }), () => this.#issue(true))
   }
@@ -406,7 +426,7 @@ export class Session {
   // Nothing to write, but the idle deadline is due to move or a cookie is due to be sent.
   // Either way the session must still exist: a request that loaded it before another one
   // destroyed or regenerated it must not send its cookie back.
-  #check (): MaybePromise<void> {
+  #check (trace: CommitTrace | undefined): MaybePromise<void> {
     const state = this.#state
     const target = this.#touchTarget()
     this.#touchRequested = false
@@ -415,6 +435,7 @@ export class Session {
     return then(alive, (found) => {
       if (!found) return undefined
       if (target !== undefined) state.expiresAt = target
+      if (target !== undefined && trace !== undefined) trace.outcome = 'touched'
       return this.#issue(target !== undefined)
     })
   }
@@ -442,11 +463,17 @@ export class Session {
   // Updates wait for the session's other writes from this process, and refuse the calls that
   // would wait for the update itself. A sealed-cookie backend needs no waiting: a synchronous
   // `fn` then costs no promise but the one update() returns.
-  #updateExclusively (fn: (session: this) => void | Promise<void>): MaybePromise<void> {
+  #update (fn: (session: this) => void | Promise<void>, trace: CommitTrace | undefined): Promise<void> {
+    return Promise.resolve(then(this.#commitNow(trace), () => this.#updateExclusively(fn, trace))).catch((err: unknown) => {
+      throw this.#failure(err)
+    })
+  }
+
+  #updateExclusively (fn: (session: this) => void | Promise<void>, trace: CommitTrace | undefined): MaybePromise<void> {
     this.#inUpdate = true
     let updated: MaybePromise<void>
     try {
-      updated = this.#backend.exclusive(this.#state, 'update', () => this.#updateUntilStored(fn))
+      updated = this.#backend.exclusive(this.#state, 'update', () => this.#updateUntilStored(fn, trace))
     } catch (err) {
       this.#inUpdate = false
       throw err
@@ -461,15 +488,15 @@ export class Session {
   // The first attempt runs on the copy this request holds (loaded or just committed, so
   // usually the latest): compare-and-set tells if it was not, and only then is the stored
   // copy read. Uncontended, an update costs one write and no read.
-  #updateUntilStored (fn: (session: this) => void | Promise<void>): MaybePromise<void> {
-    return then(this.#updateOnce(fn), (stored) => stored ? undefined : this.#updateAgain(fn))
+  #updateUntilStored (fn: (session: this) => void | Promise<void>, trace: CommitTrace | undefined): MaybePromise<void> {
+    return then(this.#updateOnce(fn, trace), (stored) => stored ? undefined : this.#updateAgain(fn, trace))
   }
 
-  async #updateAgain (fn: (session: this) => void | Promise<void>): Promise<void> {
+  async #updateAgain (fn: (session: this) => void | Promise<void>, trace: CommitTrace | undefined): Promise<void> {
     for (let attempt = 1; attempt < MAX_ATTEMPTS; attempt++) {
       await this.#ctx.backoff(attempt - 1)
       await this.#reread()
-      if (await this.#updateOnce(fn)) return
+      if (await this.#updateOnce(fn, trace)) return
     }
     throw gaveUp()
   }
@@ -484,7 +511,7 @@ export class Session {
 
   // All or nothing: a shallow copy restores the keys fn set, deleted or cleared, and the
   // change log (reset here, so it sees only fn) restores the values fn changed in place.
-  #updateOnce (fn: (session: this) => void | Promise<void>): MaybePromise<boolean> {
+  #updateOnce (fn: (session: this) => void | Promise<void>, trace: CommitTrace | undefined): MaybePromise<boolean> {
     const before = { ...this.#state.data }
     this.#log.reset()
     let ran: void | Promise<void>
@@ -494,8 +521,8 @@ export class Session {
       this.#rollBack(before)
       throw err
     }
-    if (!(ran instanceof Promise)) return this.#storeUpdate(before)
-    return ran.then(() => this.#storeUpdate(before), (err: unknown) => {
+    if (!(ran instanceof Promise)) return this.#storeUpdate(before, trace)
+    return ran.then(() => this.#storeUpdate(before, trace), (err: unknown) => {
       this.#rollBack(before)
       throw err
     })
@@ -508,22 +535,23 @@ export class Session {
 
   // A lost compare-and-set takes fn's changes back at once: whether the next attempt runs
   // or the update gives up, they were never stored.
-  #storeUpdate (before: Record<string, unknown>): MaybePromise<boolean> {
+  #storeUpdate (before: Record<string, unknown>, trace: CommitTrace | undefined): MaybePromise<boolean> {
     const state = this.#state
     this.#log.detectMutations(state.data)
     if (!this.#needsWrite()) return true
     const record = nextRecord(this.#ctx.options, state.data, state.version, state.createdAt)
     const stored = this.#backend.compareAndSet(state, record, state.version)
-    if (!(stored instanceof Promise)) return this.#updateStored(stored, record, before)
-    return stored.then((done) => this.#updateStored(done, record, before), (err: unknown) => {
+    if (!(stored instanceof Promise)) return this.#updateStored(stored, record, before, trace)
+    return stored.then((done) => this.#updateStored(done, record, before, trace), (err: unknown) => {
       this.#rollBack(before)
       throw err
     })
   }
 
-  #updateStored (stored: boolean, record: SessionRecord, before: Record<string, unknown>): boolean {
+  #updateStored (stored: boolean, record: SessionRecord, before: Record<string, unknown>, trace: CommitTrace | undefined): boolean {
     if (stored) this.#written(record)
     else this.#rollBack(before)
+    if (trace !== undefined) traceUpdate(trace, stored)
     return stored
   }
 

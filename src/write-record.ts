@@ -36,19 +36,22 @@ export function gaveUp (): Error {
  * read and changed was changed meanwhile), 'overwrite' writes this request's data over it,
  * 'error' gives up at once. Never brings back a record another request deleted.
  */
-export function writeRecord (ctx: WriteContext, state: SessionState, log: ChangeLog, policy: ConflictPolicy): MaybePromise<SessionRecord> {
+export function writeRecord (ctx: WriteContext, state: SessionState, log: ChangeLog, policy: ConflictPolicy, lost?: () => void): MaybePromise<SessionRecord> {
   // Uncontended (nearly always) the first compare-and-set wins; a sealed-cookie backend
   // answers it without waiting, and then the whole write needs no promise.
   const record = nextRecord(ctx.options, state.data, state.version, state.createdAt)
-  return then(ctx.backend.compareAndSet(state, record, state.version), (stored) => stored ? record : retry(ctx, state, log, policy))
+  return then(ctx.backend.compareAndSet(state, record, state.version), (stored) => stored ? record : retry(ctx, state, log, policy, lost))
 }
 
-async function retry (ctx: WriteContext, state: SessionState, log: ChangeLog, policy: ConflictPolicy): Promise<SessionRecord> {
+// `lost` hears of every compare-and-set that lost (tracing counts conflicts).
+async function retry (ctx: WriteContext, state: SessionState, log: ChangeLog, policy: ConflictPolicy, lost: (() => void) | undefined): Promise<SessionRecord> {
+  lost?.()
   let { data, version, createdAt } = state
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     if (attempt > 0) {
       const record = nextRecord(ctx.options, data, version, createdAt)
       if (await ctx.backend.compareAndSet(state, record, version)) return record
+      lost?.()
     }
     if (policy === 'error') throw new SessionConflictError('another request committed first')
     const latest = await ctx.backend.read(state)
