@@ -4,28 +4,22 @@
 // Session data used here (in TypeScript you would declare it by merging into SessionData):
 //   user:   string    the logged-in username (userKey: logout everywhere and the device list)
 //   device: string    the browser that logged in, shown in the device list
-//   visits: number    home page views in this session
+//   login:  string    a random id of this login, to mark "this browser" in the device list
 //   cart:   string[]  ids from ITEMS, one entry per unit added
+import { randomUUID } from 'node:crypto'
 import Fastify from 'fastify'
 import fastifySessions from 'fastify-sessions'
+import { cartSummary, escapeHtml, expiredFormPage, ITEMS, page, renderAccount, renderCart, renderFlashes } from './pages.mjs'
+import { storeFromEnv } from './store-from-env.mjs'
+
+export { escapeHtml, ITEMS }
 
 /** Used only when SESSION_SECRET is not set. Anyone reading this file can forge sessions. */
 export const DEMO_SECRET = 'fastify-sessions demo secret: replace me in production!'
 
-export const ITEMS = Object.freeze({
-  apple: 'Apple',
-  bread: 'Bread',
-  coffee: 'Coffee',
-  tea: 'Tea'
-})
-
 const MAX_USERNAME = 64
 const MAX_DEVICE = 60
 const MAX_CART = 50
-
-export function escapeHtml (value) {
-  return String(value).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
-}
 
 function parseForm (request, body, done) {
   // Object.fromEntries defines own properties, so a "__proto__" field is just a field.
@@ -37,184 +31,144 @@ function field (body, name) {
   return typeof value === 'string' ? value : undefined
 }
 
-function page (title, content) {
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)}</title>
-<style>
-  body { font-family: system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5 }
-  .flash { padding: .5rem 1rem; border-radius: 4px; margin: .5rem 0 }
-  .flash-info { background: #e6f4ea } .flash-error { background: #fce8e6 }
-  .note { color: #666; font-size: .9em }
-  form.inline { display: inline }
-</style>
-</head>
-<body>
-${content}
-</body>
-</html>
-`
-}
-
-function renderFlashes (all) {
-  return Object.entries(all)
-    .flatMap(([type, messages]) => messages.map((message) =>
-      `<p class="flash flash-${escapeHtml(type)}" role="status">${escapeHtml(message)}</p>`))
-    .join('\n')
-}
-
-function time (ms) {
-  return new Date(ms).toISOString().replace('T', ' ').slice(0, 19) + ' UTC'
-}
-
-// What fastify.sessions.listSessions() gives: times and the metadata picked below, no ids.
-function renderDevices (sessions) {
-  const rows = sessions.map((s) =>
-    `<li class="device">${escapeHtml(s.device ?? 'unknown browser')}: signed in ${time(s.createdAt)}, last active ${time(s.lastActive)}</li>`)
-  return `<h3>Your sessions (${sessions.length})</h3>
-<ul class="devices">
-${rows.join('\n')}
-</ul>
-<form method="post" action="/logout-everywhere"><button type="submit">Log out everywhere</button></form>`
-}
-
-function renderUser (user, sessions) {
-  if (user !== undefined) {
-    return `<p>Logged in as <strong class="user">${escapeHtml(user)}</strong>.</p>
-<form method="post" action="/logout"><button type="submit">Log out</button></form>
-${renderDevices(sessions)}`
-  }
-  return `<p>You are not logged in.</p>
-<form method="post" action="/login">
-  <label>Username <input name="username" required maxlength="${MAX_USERNAME}" autocomplete="username"></label>
-  <label>Password <input name="password" type="password" autocomplete="current-password"></label>
-  <button type="submit">Log in</button>
-</form>
-<p class="note">This is a demo: any username works and the password is not checked.</p>`
-}
-
-function renderCart (cart) {
-  // Only ids checked against ITEMS ever enter the cart.
-  const counts = new Map()
-  for (const id of cart) counts.set(id, (counts.get(id) ?? 0) + 1)
-  const list = counts.size === 0
-    ? '<p class="cart-empty">Your cart is empty.</p>'
-    : `<ul class="cart">\n${[...counts].map(([id, n]) =>
-        `<li>${escapeHtml(ITEMS[id])} × ${n}</li>`).join('\n')}\n</ul>`
-  const buttons = Object.entries(ITEMS).map(([id, label]) =>
-    `<form class="inline" method="post" action="/cart"><button name="item" value="${escapeHtml(id)}">Add ${escapeHtml(label)}</button></form>`)
-  return `${list}\n<p>${buttons.join('\n')}</p>`
-}
-
-// A count computed from the stored count: update() keeps every visit when pages load in
-// parallel (a plain get and set would be refused with 409 when two tabs race).
-async function countVisit (session) {
-  let visits
-  await session.update((s) => {
-    visits = (s.get('visits') ?? 0) + 1
-    s.set('visits', visits)
-  })
-  return visits
-}
-
-async function homePage (app, session) {
-  // An anonymous first visit stays read-only, so it creates no session and sends no cookie.
-  // Visits are counted once the session exists (after a login or a first cart item).
-  const visits = session.isNew ? undefined : await countVisit(session)
-  const user = session.get('user')
-  const sessions = user === undefined ? [] : await app.sessions.listSessions(user, { meta: (data) => ({ device: data.device }) })
-  const counter = visits === undefined
-    ? '<p class="visits">No session yet: visits are counted once you log in or add something to the cart.</p>'
-    : `<p class="visits">Visits in this session: <strong>${visits}</strong></p>`
-  return page('fastify-sessions demo', `<h1>fastify-sessions demo</h1>
-${renderFlashes(session.flashes())}
-<h2>Account</h2>
-${renderUser(user, sessions)}
-<h2>Visits</h2>
-${counter}
-<h2>Cart</h2>
-${renderCart(session.get('cart') ?? [])}`)
+// The "add to cart" script asks for JSON; a plain form post gets a redirect.
+function wantsJson (request) {
+  return request.headers.accept?.includes('application/json') === true
 }
 
 function redirectHome (reply) {
   return reply.code(303).header('location', '/').send()
 }
 
-function registerRoutes (app) {
+async function homePage (app, session, storeName, listsUsers) {
+  // The forms carry a token bound to this session. Asking for one stores the session, so even
+  // an anonymous visit gets a cookie: the login form's token must outlive this request.
+  const token = session.csrfToken()
+  const user = session.get('user')
+  const login = session.get('login')
+  const sessions = user !== undefined && listsUsers
+    ? await app.sessions.listSessions(user, { meta: (data) => ({ device: data.device, current: data.login === login }) })
+    : undefined
+  return page('fastify-sessions demo', `<h1>fastify-sessions demo</h1>
+${renderFlashes(session.flashes())}
+<p class="note">Sessions are kept in the <strong class="store">${escapeHtml(storeName)}</strong> store.</p>
+<h2>Account</h2>
+${renderAccount({ user, sessions, token, maxUsername: MAX_USERNAME })}
+<h2>Cart</h2>
+${renderCart(session.get('cart') ?? [], token)}`)
+}
+
+async function login (request, reply) {
+  const username = field(request.body, 'username')?.trim() ?? ''
+  if (username === '' || username.length > MAX_USERNAME || field(request.body, 'password') === undefined) {
+    request.session.flash('error', `Enter a username (up to ${MAX_USERNAME} characters) and a password.`)
+    return redirectHome(reply)
+  }
+  // A new id and fresh data at login defeat session fixation; the cart is carried over by name.
+  await request.session.regenerate(['cart'])
+  request.session.set('user', username)
+  request.session.set('device', (request.headers['user-agent'] || 'unknown browser').slice(0, MAX_DEVICE))
+  request.session.set('login', randomUUID())
+  request.session.flash('info', `Welcome, ${username}`)
+  return redirectHome(reply)
+}
+
+// Two tabs adding at once must both keep their item: update() computes the new cart from the
+// stored one under compare-and-set, and runs again if another request got there first.
+async function addToCart (request, reply) {
+  const item = field(request.body, 'item')
+  if (item === undefined || !Object.hasOwn(ITEMS, item)) {
+    if (wantsJson(request)) return reply.code(400).send({ message: 'Unknown item.' })
+    request.session.flash('error', 'Unknown item.')
+    return redirectHome(reply)
+  }
+  let full = false
+  await request.session.update((s) => {
+    const cart = s.get('cart') ?? []
+    full = cart.length >= MAX_CART
+    if (!full) s.set('cart', [...cart, item])
+  })
+  const message = full ? `The cart holds at most ${MAX_CART} items.` : undefined
+  if (wantsJson(request)) return { ...cartSummary(request.session.get('cart')), message }
+  if (full) request.session.flash('error', message)
+  return redirectHome(reply)
+}
+
+// Logging out starts a new, empty session rather than destroying this one, so that it can
+// carry the "logged out" flash to the next page.
+async function logout (request, reply) {
+  await request.session.regenerate()
+  request.session.flash('info', 'You are logged out.')
+  return redirectHome(reply)
+}
+
+// Ends every session of this user, in every browser. This browser moves to a new anonymous
+// session first (a revoked one could not carry the flash), stored before the revocation: a
+// session regenerated while its user is being revoked is refused, by design.
+function logoutEverywhere (app) {
+  return async (request, reply) => {
+    const user = request.session.get('user')
+    await request.session.regenerate()
+    if (user === undefined) return redirectHome(reply)
+    await request.session.save()
+    const others = await app.sessions.revokeUser(user)
+    // A store without a per-user index ends them by a stamp and cannot count them.
+    request.session.flash('info', others === undefined
+      ? 'You are logged out everywhere.'
+      : `You are logged out everywhere: this browser and ${others} other session${others === 1 ? '' : 's'}.`)
+    return redirectHome(reply)
+  }
+}
+
+// A form whose token no longer matches the session (it was rendered before a log out, here or
+// in another tab) is refused by the plugin with FST_SESS_CSRF_TOKEN; say so in words.
+function formExpired (error, request, reply) {
+  if (error.code !== 'FST_SESS_CSRF_TOKEN') throw error
+  reply.code(403)
+  if (wantsJson(request)) return { code: error.code, message: 'This page has expired: reload it.' }
+  return reply.type('text/html; charset=utf-8').send(expiredFormPage())
+}
+
+function registerRoutes (app, storeName, listsUsers) {
   app.get('/', async (request, reply) => {
     // Personal content: no shared cache may keep it, cookie or not.
     reply.type('text/html; charset=utf-8').header('cache-control', 'no-store')
-    return homePage(app, request.session)
+    return homePage(app, request.session, storeName, listsUsers)
   })
-
-  app.post('/login', async (request, reply) => {
-    const username = field(request.body, 'username')?.trim() ?? ''
-    if (username === '' || username.length > MAX_USERNAME || field(request.body, 'password') === undefined) {
-      request.session.flash('error', `Enter a username (up to ${MAX_USERNAME} characters) and a password.`)
-      return redirectHome(reply)
-    }
-    // A new id and fresh data at login defeat session fixation; the cart and the visit
-    // count are carried over by name.
-    await request.session.regenerate(['cart', 'visits'])
-    request.session.set('user', username)
-    request.session.set('device', (request.headers['user-agent'] ?? 'unknown browser').slice(0, MAX_DEVICE))
-    request.session.flash('info', `Welcome, ${username}`)
-    return redirectHome(reply)
-  })
-
-  app.post('/cart', async (request, reply) => {
-    const item = field(request.body, 'item')
-    if (item === undefined || !Object.hasOwn(ITEMS, item)) {
-      request.session.flash('error', 'Unknown item.')
-      return redirectHome(reply)
-    }
-    // Two tabs adding at once must both keep their item: the new cart is computed from the
-    // stored one under compare-and-set, and recomputed if another request got there first.
-    let full = false
-    await request.session.update((s) => {
-      const cart = s.get('cart') ?? []
-      full = cart.length >= MAX_CART
-      if (!full) s.set('cart', [...cart, item])
-    })
-    if (full) request.session.flash('error', `The cart holds at most ${MAX_CART} items.`)
-    return redirectHome(reply)
-  })
-
-  app.post('/logout', async (request, reply) => {
-    await request.session.destroy()
-    return redirectHome(reply)
-  })
-
-  // Ends every session of this user, in every browser: this one is logged out too.
-  app.post('/logout-everywhere', async (request, reply) => {
-    const user = request.session.get('user')
-    if (user !== undefined) {
-      await request.session.destroy()
-      await app.sessions.revokeUser(user)
-    }
-    return redirectHome(reply)
-  })
-
+  app.post('/login', login)
+  app.post('/cart', addToCart)
+  app.post('/logout', logout)
+  app.post('/logout-everywhere', logoutEverywhere(app))
   app.get('/healthz', { config: { session: false } }, async () => ({ ok: true }))
 }
 
 /**
  * Builds the demo app without listening, so tests can use `app.inject()`.
- * `secret` defaults to SESSION_SECRET, then to DEMO_SECRET with a warning.
+ * `secret` defaults to SESSION_SECRET, then to DEMO_SECRET with a warning; the store is the one
+ * `env.SESSION_STORE` names (see store-from-env.mjs), closed with the app.
  */
-export async function buildApp ({ secret = process.env.SESSION_SECRET, logger = false } = {}) {
+export async function buildApp ({ secret = process.env.SESSION_SECRET, logger = false, env = process.env } = {}) {
   const app = Fastify({ logger })
   const demoSecret = secret === undefined || secret === ''
   if (demoSecret) {
     app.log.warn('SESSION_SECRET is not set: using the built-in demo secret. Set SESSION_SECRET (at least 32 random characters) in production, or anyone can forge sessions.')
   }
+  const { name, store, close } = await storeFromEnv(env, app.log)
+  app.addHook('onClose', close)
+  app.log.info({ store: name }, 'session store')
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, parseForm)
-  // Cross-origin protection is on by default: a form another site posts here (to /logout, say)
-  // is refused with 403, so the forms below need no CSRF token for modern browsers.
-  await app.register(fastifySessions, { secret: demoSecret ? DEMO_SECRET : secret, userKey: 'user' })
-  registerRoutes(app)
+  app.setErrorHandler(formExpired)
+  // Cross-origin protection is on by default: a form another site posts here is refused with
+  // 403 before any route runs. token: true adds a session-bound token to every POST, for
+  // browsers too old to say where a request comes from.
+  const options = { secret: demoSecret ? DEMO_SECRET : secret, store, userKey: 'user', csrf: { token: true } }
+  try {
+    await app.register(fastifySessions, options)
+  } catch (err) {
+    // A failed registration leaves no app to close: release the store (and its client) here.
+    await close()
+    throw err
+  }
+  registerRoutes(app, name, typeof store.listUser === 'function')
   return app
 }

@@ -1,5 +1,7 @@
 // `npm start`: builds the package, then runs this demo on http://127.0.0.1:3000.
-// Environment: SESSION_SECRET (>= 32 characters), PORT (3000), HOST (127.0.0.1), LOG_LEVEL (info).
+// Environment: SESSION_STORE (memory, redis, postgres, memcached or file) and the variables of
+// that store (REDIS_URL, DATABASE_URL, MEMCACHED_SERVERS, SESSION_DIR), SESSION_SECRET
+// (>= 32 characters), PORT (3000), HOST (127.0.0.1), LOG_LEVEL (info).
 import { buildApp } from './app.mjs'
 
 function port (value) {
@@ -13,7 +15,14 @@ function port (value) {
 }
 
 const listenPort = port(process.env.PORT)
-const app = await buildApp({ logger: { level: process.env.LOG_LEVEL || 'info' } })
+let app
+try {
+  app = await buildApp({ logger: { level: process.env.LOG_LEVEL || 'info' } })
+} catch (err) {
+  // A configuration mistake (SESSION_STORE, SESSION_SECRET): its message says which.
+  console.error(`could not start the demo: ${err.message}`)
+  process.exit(1)
+}
 
 async function shutdown (signal) {
   app.log.info({ signal }, 'shutting down')
