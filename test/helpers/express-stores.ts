@@ -19,7 +19,10 @@ export interface Kept {
   store: ExpressStore
   /** What the backend holds: each key as the store was given it, and the stored session as JSON. */
   held (): Promise<Map<string, string>>
-  /** Seconds the backend keeps `key` from now, as it computed them from the session's cookie. */
+  /**
+   * Seconds the backend keeps `key` from now, as it computed them from the session's cookie
+   * (by the application's clock where it had one).
+   */
   secondsLeft (key: string): Promise<number>
 }
 
@@ -91,9 +94,10 @@ export function postgresBackend (pool: Pool): ExpressBackend {
           return new Map(rows.map((row) => [row.sid, row.sess]))
         },
         async secondsLeft (key) {
-          // The column is a timestamp without time zone, written through to_timestamp(): read back the same way.
-          const { rows } = await pool.query<{ left: string }>(`SELECT extract(epoch FROM expire::timestamptz - now()) AS left FROM ${table} WHERE sid = $1`, [key])
-          return Number(rows[0]?.left ?? 0)
+          // The column is a timestamp without time zone, written through to_timestamp(): read back
+          // the same way. The store computed it from the application's clock: so is what is left.
+          const { rows } = await pool.query<{ at: string }>(`SELECT extract(epoch FROM expire::timestamptz) AS at FROM ${table} WHERE sid = $1`, [key])
+          return rows.length === 0 ? 0 : Number(rows[0].at) - Date.now() / 1000
         }
       }
     }

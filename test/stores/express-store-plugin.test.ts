@@ -68,6 +68,25 @@ async function flows (t: tap.Test, backend: ExpressBackend): Promise<void> {
     if (!backend.appClock) t.ok((await kept.held()).has(key), 'while the backend, on its own clock, still holds it')
   })
 
+  t.test(`${name}: a read past a tenth of idleTimeout touches the record: the data kept, both expiries moved`, async (t) => {
+    const kept = await backend.make()
+    const app = await build({ store: fromExpressStore(kept.store), idleTimeout: 100 }, routes)
+    t.teardown(() => app.close())
+    const cookie = await login(app)
+    const key = storeKey(idOf(cookie))
+    const before = JSON.parse(String((await kept.held()).get(key))) as { e: number }
+    const now = Date.now
+    t.capture(Date, 'now', () => now() + 20_000)
+    t.same((await me(app, cookie)).json(), { user: 'ada' })
+    const after = JSON.parse(String((await kept.held()).get(key))) as { e: number }
+    t.ok(after.e >= before.e + 20_000, `the record's expiry moved by the 20 s that passed (${after.e - before.e} ms)`)
+    t.same({ ...after, e: 0, cookie: null }, { ...before, e: 0, cookie: null }, 'version, times and data as they were')
+    const left = await kept.secondsLeft(key)
+    t.ok(left > 98 && left <= 101, `the backend keeps it ${left} s more, the whole idleTimeout`)
+    t.capture(Date, 'now', () => now() + 110_000)
+    t.same((await me(app, cookie)).json(), { user: 'ada' }, 'alive past the first idle deadline')
+  })
+
   t.test(`${name}: a value the adapter did not write gives a fresh session and a warn line`, async (t) => {
     const kept = await backend.make()
     const { lines, logger } = logLines('warn')
