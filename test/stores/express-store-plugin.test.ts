@@ -29,7 +29,7 @@ async function flows (t: tap.Test, backend: ExpressBackend): Promise<void> {
   // The revocation scenarios share one store: their sessions have keys of their own.
   const shared = await backend.make()
 
-  t.test(`${name}: sign-in, reads, and 100 concurrent update() increments, exact within one process`, async (t) => {
+  t.test(`${name}: sign-in, reads, 100 concurrent update() increments exact and concurrent writes merged, within one process`, async (t) => {
     const app = await build({ store: fromExpressStore((await backend.make()).store) }, routes)
     t.teardown(() => app.close())
     const cookie = await login(app, 'ada')
@@ -37,6 +37,9 @@ async function flows (t: tap.Test, backend: ExpressBackend): Promise<void> {
     const results = await together(100, () => post(app, '/increment', cookie))
     t.same(results.map((r) => r.statusCode).filter((s) => s !== 200), [])
     t.equal((await dump(app, cookie)).counter, 100)
+    const sets = await together(50, (i) => post(app, `/set/k${i}`, cookie))
+    t.same(sets.map((r) => r.statusCode).filter((s) => s !== 200), [])
+    t.equal(Object.keys(await dump(app, cookie)).filter((k) => /^k\d+$/.test(k)).length, 50, '50 concurrent writes of distinct keys merged')
   })
 
   t.test(`${name}: the backend holds digests and the record, never a session id`, async (t) => {
@@ -98,6 +101,7 @@ async function flows (t: tap.Test, backend: ExpressBackend): Promise<void> {
     const before = sessionWarnings(lines).length
     t.same((await me(app, cookie)).json(), { user: null })
     t.equal(sessionWarnings(lines).length, before + 1, 'one warn line')
+    t.notOk((await kept.held()).has(storeKey(idOf(cookie))), 'and the value is deleted')
   })
 
   revocationScenarios(t, {
