@@ -47,6 +47,12 @@ function checkSerializable (key: string, value: unknown): void {
   toJson(key, value)
 }
 
+// A traced commit tells what it did once it did it: a failure leaves `outcome` undefined.
+function outcome (done: MaybePromise<void>, trace: CommitTrace | undefined, what: CommitTrace['outcome']): MaybePromise<void> {
+  if (trace === undefined) return done
+  return then(done, () => { trace.outcome = what })
+}
+
 function traceUpdate (trace: CommitTrace, stored: boolean): void {
   if (stored) trace.outcome = 'written'
   else trace.conflicts++
@@ -380,11 +386,9 @@ export class Session {
   }
 
   #run (step: CommitStep, trace: CommitTrace | undefined): MaybePromise<void> {
-    if (step === 'write') return this.#write(trace)
-    // A check moves the expiry at most; it says 'touched' once it did.
-    if (trace !== undefined) trace.outcome = 'nothing'
+    if (step === 'write') return outcome(this.#write(trace), trace, 'written')
     if (step === 'check') return this.#check(trace)
-    return undefined
+    return outcome(undefined, trace, 'nothing')
   }
 
   #needsWrite (): boolean {
@@ -401,7 +405,6 @@ export class Session {
     const stored = this.#backend.exclusive(state, 'write', () => writeRecord(this.#ctx, state, this.#log, policy, lost))
     return then(then(stored, (record) => {
       this.#written(record)
-      if (trace !== undefined) trace.outcome = 'written'
       return this.#retired === undefined ? undefined : then(this.#confirmRetired(), () => this.#retire())
     }), () => this.#issue(true))
   }
@@ -433,10 +436,9 @@ export class Session {
     let alive = this.#backend.touch(state, target ?? state.expiresAt)
     if (alive instanceof Promise) alive = alive.catch((err: unknown) => this.#touchFailed(err))
     return then(alive, (found) => {
-      if (!found) return undefined
+      if (!found) return outcome(undefined, trace, 'nothing')
       if (target !== undefined) state.expiresAt = target
-      if (target !== undefined && trace !== undefined) trace.outcome = 'touched'
-      return this.#issue(target !== undefined)
+      return outcome(this.#issue(target !== undefined), trace, target === undefined ? 'nothing' : 'touched')
     })
   }
 
