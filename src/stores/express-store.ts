@@ -57,8 +57,9 @@ function toRecord (stored: unknown): SessionRecord {
 
 /**
  * Calls one callback-style method. The first settlement counts: a store that calls back twice,
- * or calls back and then rejects the promise it also returns (connect-redis 8 does both), is
- * heard once, and a store that throws fails this call only.
+ * or calls back and also rejects the promise it returns (connect-redis 8's methods return one
+ * besides calling back), is heard once; a store that throws, or whose promise rejects without a
+ * callback, fails this call only, and no rejection is left unhandled.
  */
 function invoke<T> (store: ExpressStore, method: Method, args: unknown[]): Promise<T> {
   return new Promise<T>((resolve, reject) => {
