@@ -26,6 +26,8 @@ async function passportApp (t: tap.Test, authenticator: ConstructorParameters<ty
   const app = await build({}, (app) => {
     app.register(passport.initialize())
     app.register(passport.secureSession())
+    // passport's keepSessionInfo lists the keys to keep with Object.keys(request.session).
+    app.post('/login-keep', { preValidation: passport.authenticate('local', { keepSessionInfo: true }) }, async () => 'ok')
     app.post('/login', { preValidation: passport.authenticate('local') }, async (req) => {
       req.session.set('role', 'admin')
       return { user: req.user }
@@ -104,4 +106,13 @@ t.test('clearSessionIgnoreFields carries named pre-login values over the login, 
   await browser.send('POST', '/login', LOGIN)
   t.not(browser.cookie, before, 'a new id')
   t.same((await browser.send('GET', '/dump')).json().data, { cart: ['book'], passport: ADA.id, role: 'admin' }, 'the cart survived the login')
+})
+
+t.test('keepSessionInfo keeps nothing: the session\'s data are not its own properties; clearSessionIgnoreFields does', async (t) => {
+  failOnHang(t)
+  const browser = new Browser(await passportApp(t))
+  await browser.send('POST', '/cart')
+  const login = await browser.send('POST', '/login-keep', LOGIN)
+  t.equal(login.statusCode, 200)
+  t.same((await browser.send('GET', '/dump')).json().data, { passport: ADA.id }, 'the cart is gone')
 })

@@ -44,6 +44,10 @@ async function answer (command: string, session: Session): Promise<unknown> {
     await session.save()
     return 'saved'
   }
+  if (name === 'note') {
+    session.set('note', value)
+    return 'noted'
+  }
   if (name === 'regenerate') await session.regenerate()
   else if (name === 'destroy') await session.destroy()
   else throw Object.assign(new Error('unknown command'), { code: 'UNKNOWN' })
@@ -71,6 +75,8 @@ t.test('the logged-in session is request.session in the websocket handler, and s
   t.same((await dump(app, cookie)).data, { user: 'ada', room: 'lobby' }, 'the next HTTP request sees the change')
   t.same(await ask('set:garden'), { ok: 'saved' }, 'saved again from the same connection')
   t.same((await dump(app, cookie)).data, { user: 'ada', room: 'garden' })
+  t.same(await ask('note:unsaved'), { ok: 'noted' })
+  t.same((await dump(app, cookie)).data, { user: 'ada', room: 'garden' }, 'a change without save() is not committed by itself')
 })
 
 t.test('a session destroyed by another request meanwhile is not brought back by the websocket\'s save()', async (t) => {
