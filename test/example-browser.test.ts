@@ -122,6 +122,11 @@ function raceAndRevoke (store: typeof STORES[number]): void {
       ? 'You are logged out everywhere: this browser and 1 other session.'
       : 'You are logged out everywhere.'])
 
+    // A tab still showing the old page: its token belongs to the ended session.
+    await tab1.click('form.add:has(input[value=apple]) button')
+    await tab1.locator('#cart-status:text("This page has expired: reload it.")').waitFor()
+    t.pass('a click in a tab left open says the page expired')
+
     await tab2.reload()
     t.equal(await tab2.locator('strong.user').count(), 0, 'the laptop is logged out too')
     t.match(await text(tab2, 'body'), 'You are not logged in.')
