@@ -36,8 +36,10 @@ const PROCESS_ONLY_WARNING = 'fastify-sessions: the store compares versions with
   '(an express-session store through fromExpressStore): two processes writing one session can lose ' +
   "each other's writes; use a native store (RedisStore, PostgresStore, …) when several processes share sessions"
 
-function warningsFor (options: ResolvedOptions): string[] {
-  return (options.store as DeclaredCompareAndSet).compareAndSet === 'process' ? [PROCESS_ONLY_WARNING] : []
+// A sealed cookie's revocation stamps are written to the server-side store it names.
+function warningsFor ({ store }: ResolvedOptions): string[] {
+  const serverSide = (isStateless(store) ? store.revocations : store) as DeclaredCompareAndSet | undefined
+  return serverSide?.compareAndSet === 'process' ? [PROCESS_ONLY_WARNING] : []
 }
 
 // The one place that looks at what kind of store it was given: declared capabilities, not

@@ -188,6 +188,17 @@ t.test('an adapted store logs one warn line at registration; a native store none
   t.same(sessionWarnings(quiet.lines), [])
 })
 
+t.test('an adapted store keeping CookieStore\'s revocation stamps logs the warning too', async (t) => {
+  const { lines, logger } = logLines('warn')
+  const app = await build({ store: new CookieStore({ revocations: fromExpressStore(new MemoryStore({})) }), userKey: 'user' }, routes, { logger })
+  t.teardown(() => app.close())
+  t.match(sessionWarnings(lines).map((line) => line.msg), [/within this process only/])
+  const quiet = logLines('warn')
+  const plain = await build({ store: new CookieStore() }, routes, { logger: quiet.logger })
+  t.teardown(() => plain.close())
+  t.same(sessionWarnings(quiet.lines), [])
+})
+
 /** memorystore with one of its methods made to misbehave as some stores do. */
 class Misbehaving extends MemoryStore {
   readonly fault: 'twice' | 'throw' | 'reject' | 'reject-empty' | 'fail-later'
