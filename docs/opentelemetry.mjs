@@ -20,10 +20,9 @@ export function sessionSpans (tracer = trace.getTracer('fastify-sessions')) {
       spans.set(message, span)
       return trace.setSpan(parent, span)
     })
+    // A subscriber must never throw: work that started before it subscribed has no span.
     const finish = (message) => {
-      const span = spans.get(message)
-      span.setAttributes(attributesOf(message))
-      span.end()
+      spans.get(message)?.setAttributes(attributesOf(message)).end()
     }
     const handlers = {
       start () {},
@@ -32,8 +31,8 @@ export function sessionSpans (tracer = trace.getTracer('fastify-sessions')) {
       asyncEnd: finish,
       error (message) {
         const span = spans.get(message)
-        span.recordException(message.error)
-        span.setStatus({ code: SpanStatusCode.ERROR, message: message.error.message })
+        span?.recordException(message.error)
+        span?.setStatus({ code: SpanStatusCode.ERROR, message: message.error.message })
       }
     }
     channel.subscribe(handlers)

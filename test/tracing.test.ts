@@ -4,7 +4,10 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { FastifyInstance } from 'fastify'
-import type { Tracer } from '@opentelemetry/api'
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { createServer, IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { Socket } from 'node:net'
+import { context, ROOT_CONTEXT, trace, type Context, type ContextManager, type Span, type Tracer } from '@opentelemetry/api'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base'
 import { CookieStore, MemoryStore, tracingChannels, type SessionRecord, type SessionStore } from '../src/index'
 import { build, sessionCookie } from './helpers/app'
@@ -191,6 +194,20 @@ t.test('a request without a session cookie publishes a fresh load; a route that 
   t.same(take(seen), ['load:start', 'load:end'], 'no session touched: a fresh load, no commit')
   await app.inject('/opted-out')
   t.same(take(seen), [], 'config: { session: false }')
+})
+
+t.test('fastify.sessions.load() publishes the load of a raw request with a cookie', async (t) => {
+  const app = await build({}, routes())
+  t.teardown(() => app.close())
+  const cookie = await seed(app)
+  const seen = listen(t)
+  const raw = new IncomingMessage(new Socket())
+  raw.headers.cookie = cookie
+  const session = await app.sessions.load(raw)
+  t.equal(session.get('user'), 'ada')
+  t.same(take(seen.slice(0, 2)), ['load:start', 'store:start'])
+  t.same(last(seen, 'load'), { store: 'MemoryStore', async: true, outcome: 'found', reason: undefined })
+  t.notOk(seen.some((s) => s.kind === 'commit'), 'no commit: nothing is saved unless asked')
 })
 
 /** Stores a newer version of the only record, as another process would. */
@@ -387,7 +404,8 @@ t.test('messages never carry a session id, a store key, a cookie or session data
   await app.inject({ method: 'POST', url: '/everywhere', headers: { cookie } })
   await app.inject({ url: '/dump', headers: { cookie } })
   t.same(new Set(seen.map((s) => s.kind)), new Set(KINDS), 'every channel published')
-  t.ok(new Set(seen.filter((s) => s.kind === 'store').map((s) => s.fields.operation)).size >= 4, 'several store operations')
+  const operations = new Set(seen.filter((s) => s.kind === 'store').map((s) => s.fields.operation))
+  for (const operation of ['get', 'set', 'destroy', 'listUser', 'destroyUser']) t.ok(operations.has(operation), `store operation ${operation}`)
 
   const secrets = [idOf(first), idOf(cookie), first.slice(4), cookie.slice(4), ...keys, 'user-ada-1815', 'data-value-4711', 'ada']
   t.ok(keys.size >= 2, 'store keys collected')
@@ -411,16 +429,17 @@ t.test('the README shows docs/opentelemetry.mjs as it is', async (t) => {
 
 interface OtelModule { sessionSpans: (tracer?: Tracer) => () => void }
 
-async function otel (t: tap.Test): Promise<{ spans: () => ReadableSpan[] }> {
+async function otel (t: tap.Test): Promise<{ spans: () => ReadableSpan[], tracer: Tracer }> {
   const exporter = new InMemorySpanExporter()
   const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
   const { sessionSpans } = await import(pathToFileURL(OTEL_MODULE).href) as OtelModule
-  const stop = sessionSpans(provider.getTracer('test'))
+  const tracer = provider.getTracer('test')
+  const stop = sessionSpans(tracer)
   t.teardown(async () => {
     stop()
     await provider.shutdown()
   })
-  return { spans: () => exporter.getFinishedSpans().splice(0) }
+  return { spans: () => exporter.getFinishedSpans().splice(0), tracer }
 }
 
 function parentOf (span: ReadableSpan): string | undefined {
@@ -448,6 +467,64 @@ t.test('OpenTelemetry: loads, commits and store calls become spans, store calls 
   t.equal(parentOf(load), undefined, 'no active span: the load is a root')
   t.equal(load.spanContext().traceId, byName['session.store.get'].spanContext().traceId)
   t.ok(finished.every((s) => s.ended && s.status.code === 0), 'ended, status unset')
+})
+
+// The context manager an OpenTelemetry SDK registers, reduced to what spans need here.
+class StorageContextManager implements ContextManager {
+  #storage = new AsyncLocalStorage<Context>()
+  active (): Context { return this.#storage.getStore() ?? ROOT_CONTEXT }
+  with<A extends unknown[], F extends (...args: A) => ReturnType<F>> (ctx: Context, fn: F, thisArg?: ThisParameterType<F>, ...args: A): ReturnType<F> {
+    return this.#storage.run(ctx, () => fn.apply(thisArg, args))
+  }
+
+  bind<T> (_ctx: Context, target: T): T { return target }
+  enable (): this { return this }
+  disable (): this { return this }
+}
+
+t.test('OpenTelemetry: under a context manager, loads and commits are children of the span active in the request', async (t) => {
+  t.ok(context.setGlobalContextManager(new StorageContextManager()), 'registered')
+  t.teardown(() => { context.disable() })
+  const { spans, tracer } = await otel(t)
+  // What an HTTP instrumentation does: each request runs in the context of its own span.
+  const requestSpans: Span[] = []
+  const serverFactory = (handler: (req: IncomingMessage, res: ServerResponse) => void): Server => createServer((req, res) => {
+    const span = tracer.startSpan('request')
+    requestSpans.push(span)
+    context.with(trace.setSpan(ROOT_CONTEXT, span), () => handler(req, res))
+  })
+  const app = await build({}, routes(), { serverFactory })
+  t.teardown(() => app.close())
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  const cookie = await seed(app)
+  spans()
+  const res = await fetch(`${base}/put?key=k&value=v`, { method: 'POST', headers: { cookie } })
+  t.equal(res.status, 200)
+  const byName = Object.fromEntries(spans().map((s) => [s.name, s]))
+  const requestId = requestSpans[0]?.spanContext().spanId
+  t.ok(requestId, 'the request had its span')
+  t.equal(parentOf(byName['session.load']), requestId, 'the load')
+  t.equal(parentOf(byName['session.commit']), requestId, 'the commit')
+  t.equal(parentOf(byName['session.store.set']), byName['session.commit'].spanContext().spanId, 'the write, inside the commit')
+})
+
+t.test('OpenTelemetry: a request in flight when the subscriber starts ends without a span and without an error', async (t) => {
+  const gate = new Gate()
+  const app = await build({}, routes(gate))
+  t.teardown(() => app.close())
+  const cookie = await seed(app)
+  const uncaught: unknown[] = []
+  const record = (err: unknown): void => { uncaught.push(err) }
+  process.prependListener('uncaughtException', record)
+  t.teardown(() => { process.removeListener('uncaughtException', record) })
+  const held = app.inject({ method: 'POST', url: '/held-put', headers: { cookie } })
+  await gate.arrived
+  const { spans } = await otel(t)
+  gate.open()
+  t.equal((await held).statusCode, 200)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(uncaught, [])
+  t.same(spans().map((s) => s.name).sort(), ['session.commit', 'session.store.set'], 'the commit started after: its spans')
 })
 
 t.test('OpenTelemetry: a refused cookie and a failed store call', async (t) => {
