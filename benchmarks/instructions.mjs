@@ -3,14 +3,16 @@
 // to the core (the HTTP suite, run.mjs, stays the measure that counts).
 //
 //   node benchmarks/instructions.mjs --builds dist,../old/dist [--stores memory,cookie]
-//     [--scenarios read,counter,anon,login] [--requests 2000] [--import lib/trace-subscriber.mjs]
+//     [--scenarios read,counter,anon,login] [--requests 2000] [--node-flags=--predictable]
 //
 // Each build runs every scenario twice in a child under valgrind: once with 2,000 warm-up
 // requests (JIT, caches), once with that plus --requests more; the difference divided by
 // --requests is the cost of one request, startup excluded. It includes fastify.inject and
 // Fastify themselves, so compare differences between builds, not the figures to run.mjs.
-// Two children run at once; a pair takes about a minute. --import preloads a module in each
-// child (node --import), e.g. lib/trace-subscriber.mjs to measure with tracing subscribed.
+// Two children run at once; a pair takes about a minute. --node-flags go to each child's node.
+// --node-flags=--predictable turns off V8's time-driven heuristics (collections timed by the
+// wall clock), which make the counts move with the machine's load; add
+// --import ./benchmarks/lib/trace-subscriber.mjs to measure with tracing subscribed.
 import { execFile } from 'node:child_process'
 import { resolve } from 'node:path'
 import { promisify } from 'node:util'
@@ -24,15 +26,15 @@ const { values: args } = parseArgs({
     stores: { type: 'string', default: 'memory,cookie' },
     scenarios: { type: 'string', default: 'read,counter,anon,login' },
     requests: { type: 'string', default: '2000' },
-    import: { type: 'string' }
+    'node-flags': { type: 'string', default: '' }
   }
 })
 const loop = new URL('./lib/inject-loop.mjs', import.meta.url).pathname
-const preload = args.import === undefined ? [] : ['--import', new URL(args.import, import.meta.url).href]
+const nodeFlags = args['node-flags'].split(' ').filter((flag) => flag !== '')
 
 async function instructions (dist, store, scenario, requests) {
   const { stderr } = await run('valgrind', ['--tool=callgrind', '--callgrind-out-file=/dev/null',
-    process.execPath, '--single-threaded', ...preload, loop, dist, store, scenario, String(requests)], { maxBuffer: 1 << 24 })
+    process.execPath, '--single-threaded', ...nodeFlags, loop, dist, store, scenario, String(requests)], { maxBuffer: 1 << 24 })
   const collected = /Collected : (\d+)/.exec(stderr)
   if (collected === null) throw new Error(`no callgrind total for ${dist} ${store} ${scenario}:\n${stderr}`)
   return Number(collected[1])
