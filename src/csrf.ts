@@ -1,4 +1,4 @@
-import type { FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, preValidationHookHandler, RouteOptions } from 'fastify'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, preValidationHookHandler, RouteOptions } from 'fastify'
 import { CrossOriginError, CsrfTokenError } from './errors'
 import type { ResolvedCsrf, RouteCsrfOptions } from './options'
 
@@ -10,6 +10,9 @@ import type { ResolvedCsrf, RouteCsrfOptions } from './options'
 //    (all major ones since 2023), and in Origin before that. A request with neither header is
 //    not from a browser (or is a same-origin one from a very old browser), and only a browser
 //    can be made to send a forged request with its user's cookies.
+//    A WebSocket handshake is a GET, yet the socket it opens acts with the user's cookies for
+//    as long as it lives (cross-site WebSocket hijacking): a request asking for an Upgrade is
+//    checked like an unsafe one. Browsers send Origin, and Sec-Fetch-Site, with handshakes.
 // 2. Optionally, a session-bound token (Session.csrfToken()) on unsafe methods, for defence in
 //    depth and for browsers that send neither header.
 
@@ -72,14 +75,24 @@ function refusal (request: FastifyRequest, reportOnly: boolean, reason: string, 
  * refused request costs no store I/O. The route's settings are read only to refuse.
  */
 export function crossOriginHook (csrf: ResolvedCsrf): onRequestHookHandler {
-  return function crossOriginCheck (request, _reply, done: HookHandlerDoneFunction) {
-    if (SAFE_METHODS.has(request.method)) return done()
+  return function crossOriginCheck (request, reply, done: HookHandlerDoneFunction) {
+    if (SAFE_METHODS.has(request.method) && request.headers.upgrade === undefined) return done()
     const verdict = crossOrigin(request, csrf.trustedOrigins)
     if (verdict.ok) return done()
     const route = routeCsrf(request.routeOptions.config)
     if (route === false) return done()
-    done(refusal(request, route?.reportOnly ?? csrf.reportOnly, verdict.reason, CrossOriginError))
+    const refused = refusal(request, route?.reportOnly ?? csrf.reportOnly, verdict.reason, CrossOriginError)
+    if (refused !== undefined && request.headers.upgrade !== undefined) closeAfter(request, reply)
+    done(refused)
   }
+}
+
+// @fastify/websocket routes an upgrade request on a socket that only its own hooks end: a
+// handshake refused before they ran would leave the socket open (half-closed once the client
+// leaves), and fastify.close() waiting for it. A refused handshake ends its connection.
+function closeAfter (request: FastifyRequest, reply: FastifyReply): void {
+  reply.header('connection', 'close')
+  reply.raw.once('finish', () => request.raw.socket.end())
 }
 
 // The header when there is one, else the form or JSON field: both are places a cross-site

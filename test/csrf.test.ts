@@ -94,6 +94,15 @@ t.test('safe methods pass whatever their headers say', async (t) => {
   }
 })
 
+t.test('a WebSocket handshake is checked like an unsafe method', async (t) => {
+  const { reached, send } = await crossOriginApp(t)
+  const upgrade = { connection: 'Upgrade', upgrade: 'websocket' }
+  for (const [title, headers] of REFUSED) t.equal((await send('GET', { ...upgrade, ...headers })).statusCode, 403, `GET Upgrade with ${title}`)
+  t.equal(reached.count, 0, 'no route ran')
+  for (const [title, headers] of ALLOWED) t.equal((await send('GET', { ...upgrade, ...headers })).statusCode, 200, `GET Upgrade with ${title}`)
+  t.equal(reached.count, ALLOWED.length)
+})
+
 t.test('a request without a usable Host cannot match an Origin', async (t) => {
   const { send } = await crossOriginApp(t)
   t.equal((await send('POST', { origin: 'http://a', host: 'a/b' })).statusCode, 403, 'a host with a path')

@@ -109,3 +109,25 @@ t.test('after the upgrade, what needs a new cookie is refused: storing an anonym
   t.same(await ask('destroy'), { ok: 'destroy' }, 'destroy() only removes the record')
   t.equal((await dump(app, cookie)).isNew, true, 'gone for HTTP requests too')
 })
+
+t.test('a handshake from another site is refused before the upgrade (cross-site WebSocket hijacking)', async (t) => {
+  const { app, url } = await websocketApp(t)
+  const cookie = await seed(app, 'user', 'ada')
+  const status = async (headers: Record<string, string>): Promise<number> => {
+    const ws = new WebSocket(url, { headers: { cookie, ...headers } })
+    // Ending a refused handshake reports an error: the status already told the outcome.
+    ws.on('error', () => {})
+    const outcome = await new Promise<number>((resolve) => {
+      ws.on('open', () => resolve(101))
+      // The server ends a refused handshake's connection itself: nothing is left open.
+      ws.on('unexpected-response', (_req, res) => res.socket.once('close', () => resolve(res.statusCode ?? 0)))
+    })
+    ws.terminate()
+    return outcome
+  }
+  t.equal(await status({ origin: 'https://evil.example' }), 403, 'a foreign Origin')
+  t.equal(await status({ origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' }), 403, 'Sec-Fetch-Site: cross-site')
+  const own = new URL(url)
+  t.equal(await status({ origin: `http://${own.host}` }), 101, 'the page\'s own origin opens')
+  t.equal(await status({}), 101, 'a client that is not a browser opens')
+})
