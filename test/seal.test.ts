@@ -1,6 +1,7 @@
 import t from 'tap'
-import { randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { transferableSymbol, valueSymbol } from 'piscina'
+import { GcmKey } from '../src/crypto/gcm-key'
 import { formatKeyId, KeyRing } from '../src/crypto/key-ring'
 import { FORMAT_VERSION, SEAL_OVERHEAD, seal, sealedLength, unseal, type Unsealed } from '../src/crypto/seal'
 import { createHandler } from '../src/crypto/worker'
@@ -42,6 +43,55 @@ t.test('output is cookie-safe base64url of the documented length, with a fresh I
   const header = Buffer.from(a, 'base64url')
   t.equal(header[0], FORMAT_VERSION)
   t.equal(formatKeyId(header.readUInt32BE(1)), ring.keyIds[0], 'key id in the clear header')
+})
+
+// The sealed layout: version | key id | IV | ciphertext | tag; the AAD: version | key id | context.
+function nodeOpen (key: Uint8Array, sealed: string, context: string): string | undefined {
+  const bytes = Buffer.from(sealed, 'base64url')
+  const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(5, 17), { authTagLength: 16 })
+  decipher.setAAD(Buffer.concat([bytes.subarray(0, 5), Buffer.from(context)]))
+  decipher.setAuthTag(bytes.subarray(bytes.length - 16))
+  const plaintext = decipher.update(bytes.subarray(17, bytes.length - 16))
+  try {
+    decipher.final()
+    return plaintext.toString()
+  } catch {
+    return undefined
+  }
+}
+
+t.test('values are AES-256-GCM byte for byte: node:crypto opens what seal() makes, and seal() opens what node:crypto makes', async (t) => {
+  const key = ring.material().keys[0].key
+  let mismatches = 0
+  // Lengths across block edges and past the 256 bytes whose keystream is made ahead.
+  for (let length = 0; length < 600; length += 7) {
+    const text = 'ü'.repeat(length >> 1) + 'x'.repeat(length & 1)
+    const sealed = seal(ring, 'sid', text)
+    if (nodeOpen(key, sealed, 'sid') !== text) mismatches++
+    if (nodeOpen(key, sealed, 'sie') !== undefined) mismatches++
+    const header = Buffer.from(sealed, 'base64url').subarray(0, 5)
+    const iv = randomBytes(12)
+    const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: 16 })
+    cipher.setAAD(Buffer.concat([header, Buffer.from('sid')]))
+    const body = Buffer.concat([cipher.update(text), cipher.final()])
+    const theirs = Buffer.concat([header, iv, body, cipher.getAuthTag()]).toString('base64url')
+    const opened = unseal(ring, 'sid', theirs)
+    if (!opened.ok || opened.plaintext.toString() !== text) mismatches++
+  }
+  t.equal(mismatches, 0)
+})
+
+t.test('a value sealed by the previous implementation (a node:crypto cipher object per value) still opens', async (t) => {
+  const previous = 'Aaolz-UsSwDRP8qFDBqk9o1p80Lswr65-NEDuchP0_E57rXCnGGjGe3cAfYVBCQEAQ0wBNJOGmhI_x1uO81E1NrahgR7LupedSGU5CY6fAerz2mUVpaLWqdCA961DqesMVe1aTp7Rh5yq_K5TelA'
+  const opened = unseal(ring, 'sid', previous)
+  t.equal(opened.ok && opened.plaintext.toString(), record)
+  t.equal(opened.ok && opened.current, true)
+})
+
+t.test('GcmKey refuses a value shorter than its tag, and a nonce that is not 12 bytes', async (t) => {
+  const key = new GcmKey(randomBytes(32))
+  t.equal(key.open(randomBytes(12), Buffer.alloc(0), randomBytes(15)), undefined)
+  t.throws(() => key.open(randomBytes(16), Buffer.alloc(0), randomBytes(20)), TypeError)
 })
 
 t.test('many seals never repeat an IV', async (t) => {
@@ -216,11 +266,15 @@ t.test('worker entry: builds the ring from workerData once and moves plaintexts'
   }) as typeof import('../src/crypto/worker')
   const sealed = worker.default({ op: 'seal', context: 'sid', plaintext: record }) as { ok: true, sealed: string }
   t.equal(sealed.ok, true, 'a seal result is posted as is')
-  const opened = worker.default({ op: 'unseal', context: 'sid', sealed: sealed.sealed }) as Record<symbol, unknown>
+  const small = worker.default({ op: 'unseal', context: 'sid', sealed: sealed.sealed }) as { ok: true, plaintext: Buffer }
+  t.equal(small.plaintext.toString(), record, 'a small plaintext shares pooled memory: posted as is, copied')
+  const large = record.repeat(100)
+  const sealedLarge = (worker.default({ op: 'seal', context: 'sid', plaintext: large }) as { sealed: string }).sealed
+  const opened = worker.default({ op: 'unseal', context: 'sid', sealed: sealedLarge }) as Record<symbol, unknown>
   const value = opened[valueSymbol] as { plaintext: Uint8Array }
-  t.equal(Buffer.from(value.plaintext).toString(), record)
-  t.same(opened[transferableSymbol], [value.plaintext.buffer], "the plaintext's memory moves")
-  const batch = worker.default([{ op: 'unseal', context: 'sid', sealed: sealed.sealed }, { op: 'unseal', context: 'sid', sealed: 'x' }]) as Record<symbol, unknown>
+  t.equal(Buffer.from(value.plaintext).toString(), large)
+  t.same(opened[transferableSymbol], [value.plaintext.buffer], "a large plaintext's memory moves")
+  const batch = worker.default([{ op: 'unseal', context: 'sid', sealed: sealedLarge }, { op: 'unseal', context: 'sid', sealed: 'x' }]) as Record<symbol, unknown>
   t.equal((batch[transferableSymbol] as unknown[]).length, 1)
   const shared = { ok: true, plaintext: Buffer.from('pooled'), keyId: '0', current: true } as const
   t.same(worker.transferOf([shared]), [], 'a Buffer sharing its memory is copied, not moved')

@@ -1,21 +1,18 @@
-import { createCipheriv, createDecipheriv, randomFillSync, type KeyObject } from 'node:crypto'
+import { GCM_NONCE_BYTES, type GcmKey } from './gcm-key'
 import { formatKeyId, KEY_ID_BYTES, type KeyRing } from './key-ring'
 
 // Layout of a sealed value before base64url:
 //   version (1) | key id (4) | IV (12) | ciphertext (n) | GCM tag (16)
 // The authenticated data is version | key id | context (UTF-8), so neither the
 // header nor the cookie name can be swapped without failing authentication.
+// AES-256-GCM as NIST SP 800-38D defines it, computed by GcmKey (gcm-key.ts).
 export const FORMAT_VERSION = 1
 const HEADER_BYTES = 1 + KEY_ID_BYTES
-const IV_BYTES = 12
 const TAG_BYTES = 16
-const BODY_START = HEADER_BYTES + IV_BYTES
+const BODY_START = HEADER_BYTES + GCM_NONCE_BYTES
 /** Bytes a sealed value adds to its plaintext (before base64url): 33. */
 export const SEAL_OVERHEAD = BODY_START + TAG_BYTES
 const MIN_TEXT_LENGTH = Math.ceil(SEAL_OVERHEAD * 4 / 3)
-const CIPHER = 'aes-256-gcm'
-// A full-length tag, required on opening too: a shortened tag would be easier to forge.
-const GCM_OPTIONS = { authTagLength: TAG_BYTES }
 
 export type UnsealFailure = 'malformed' | 'unknown format version' | 'unknown key id' | 'authentication failed'
 
@@ -26,22 +23,6 @@ export type Unsealed =
 /** The base64url length of a value sealed from `plaintextBytes` bytes. */
 export function sealedLength (plaintextBytes: number): number {
   return Math.ceil((plaintextBytes + SEAL_OVERHEAD) * 4 / 3)
-}
-
-// OpenSSL's generator costs about 4 µs a call whatever the size, so IVs come from
-// a batch; every IV is still 96 fresh random bits, handed out once.
-const IVS_PER_BATCH = 256
-const ivBatch = Buffer.alloc(IV_BYTES * IVS_PER_BATCH)
-let nextIv = IVS_PER_BATCH
-
-// A view into the batch, valid until the next call: seal() copies it before returning.
-function nextIvView (): Buffer {
-  if (nextIv === IVS_PER_BATCH) {
-    randomFillSync(ivBatch)
-    nextIv = 0
-  }
-  const start = nextIv++ * IV_BYTES
-  return ivBatch.subarray(start, start + IV_BYTES)
 }
 
 /** Throws when the context is not a string: a programming error, not bad input. */
@@ -57,7 +38,9 @@ export function checkSealArguments (context: unknown, plaintext: unknown): void 
   }
 }
 
-// The authenticated data of the last key id and context: nearly every call has the same.
+// The authenticated data of the last key id and context: nearly every call has the same
+// (the cookie name), and building it anew would cost a tenth of a seal. Process-wide on
+// purpose: it depends on nothing but its two inputs, and is replaced whole.
 let lastAad = { id: -1, context: '', bytes: Buffer.alloc(0) }
 
 function additionalData (id: number, context: string): Buffer {
@@ -74,18 +57,11 @@ function additionalData (id: number, context: string): Buffer {
 export function seal (ring: KeyRing, context: string, plaintext: string | Uint8Array): string {
   checkSealArguments(context, plaintext)
   const { id, key } = ring.current
-  const iv = nextIvView()
-  const aad = additionalData(id, context)
-  const cipher = createCipheriv(CIPHER, key, iv, GCM_OPTIONS)
-  cipher.setAAD(aad)
-  const body = typeof plaintext === 'string' ? cipher.update(plaintext, 'utf8') : cipher.update(plaintext)
-  cipher.final()
-  const out = Buffer.allocUnsafe(SEAL_OVERHEAD + body.length)
-  // The clear header is the authenticated data's first bytes.
-  aad.copy(out, 0, 0, HEADER_BYTES)
-  iv.copy(out, HEADER_BYTES)
-  body.copy(out, BODY_START)
-  cipher.getAuthTag().copy(out, out.length - TAG_BYTES)
+  const bytes = typeof plaintext === 'string' ? Buffer.from(plaintext, 'utf8') : plaintext
+  const out = Buffer.allocUnsafe(SEAL_OVERHEAD + bytes.length)
+  out[0] = FORMAT_VERSION
+  out.writeUInt32BE(id, 1)
+  key.seal(additionalData(id, context), bytes, out, HEADER_BYTES, BODY_START)
   return out.toString('base64url')
 }
 
@@ -107,17 +83,8 @@ function decode (text: unknown): Buffer | undefined {
   return (tail & UNUSED_TAIL_BITS[text.length % 4]) === 0 ? bytes : undefined
 }
 
-function open (key: KeyObject, id: number, sealed: Buffer, context: string): Buffer | undefined {
-  const decipher = createDecipheriv(CIPHER, key, sealed.subarray(HEADER_BYTES, BODY_START), GCM_OPTIONS)
-  decipher.setAAD(additionalData(id, context))
-  decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES))
-  const plaintext = decipher.update(sealed.subarray(BODY_START, sealed.length - TAG_BYTES))
-  try {
-    decipher.final()
-    return plaintext
-  } catch {
-    return undefined
-  }
+function open (key: GcmKey, id: number, sealed: Buffer, context: string): Buffer | undefined {
+  return key.open(sealed.subarray(HEADER_BYTES, BODY_START), additionalData(id, context), sealed.subarray(BODY_START))
 }
 
 function failure (reason: UnsealFailure): Unsealed {
