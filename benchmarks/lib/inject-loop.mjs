@@ -1,32 +1,52 @@
 // One build of the library answering one scenario through fastify.inject, in a loop:
-//   node inject-loop.mjs <dist dir> <memory|cookie> <read|counter|anon|login> <requests>
+//   node inject-loop.mjs <dist dir> <memory|cookie|bare|secure-session> <read|counter|anon|login> <requests>
 // No sockets and no load generator, so under callgrind the instructions it executes are
-// nearly the same from run to run (see ../instructions.mjs).
+// nearly the same from run to run (see ../instructions.mjs). `bare` (no session plugin) and
+// `secure-session` (@fastify/secure-session, the sealed-cookie anchor) ignore the build, so
+// one callgrind run can set the build's overhead against the anchor's.
+import { createHash } from 'node:crypto'
 import { createRequire } from 'node:module'
 
 const [dist, storeName, scenario, count] = process.argv.slice(2)
 const require = createRequire(import.meta.url)
 const Fastify = require('fastify')
-const lib = require(`${dist}/index.js`)
+const SECRET = 'benchmark-secret-benchmark-secret-0123456789'
 
 const app = Fastify()
-await app.register(lib, {
-  secret: 'benchmark-secret-benchmark-secret-0123456789',
-  store: storeName === 'memory' ? new lib.MemoryStore() : new lib.CookieStore()
-})
+const anchor = storeName === 'bare' || storeName === 'secure-session'
+if (storeName === 'secure-session') {
+  await app.register(require('@fastify/secure-session'), {
+    key: createHash('sha256').update(SECRET).digest(),
+    cookie: { path: '/', httpOnly: true, secure: false }
+  })
+} else if (!anchor) {
+  const lib = require(`${dist}/index.js`)
+  await app.register(lib, { secret: SECRET, store: storeName === 'memory' ? new lib.MemoryStore() : new lib.CookieStore() })
+}
 const increment = (s) => s.set('n', (s.get('n') ?? 0) + 1)
-app.post('/seed', async (request) => { request.session.set('n', 0); return { ok: true } })
-app.get('/read', async (request) => ({ n: request.session.get('n') }))
-app.post('/counter', async (request) => { await request.session.update(increment); return { ok: true } })
+const BARE_COOKIE = `sid=${'x'.repeat(87)}; Path=/; HttpOnly; SameSite=Lax`
+app.post('/seed', async (request, reply) => {
+  if (storeName === 'bare') return reply.header('set-cookie', BARE_COOKIE).send({ ok: true })
+  request.session.set('n', 0)
+  return { ok: true }
+})
+app.get('/read', async (request) => ({ n: storeName === 'bare' ? null : request.session.get('n') }))
+// Each library's idiomatic code, as in server.mjs: update() here, get/set in the anchor.
+app.post('/counter', async (request) => {
+  if (storeName === 'secure-session') increment(request.session)
+  else if (!anchor) await request.session.update(increment)
+  return { ok: true }
+})
 app.get('/anon', async () => ({ ok: true }))
 app.post('/login', async (request) => {
+  if (storeName === 'bare') return { ok: true }
   await request.session.regenerate()
   request.session.set('user', 'ada')
   return { ok: true }
 })
 
 const seeded = await app.inject({ method: 'POST', url: '/seed' })
-const cookie = seeded.headers['set-cookie'].split(';')[0]
+const cookie = [seeded.headers['set-cookie']].flat()[0].split(';')[0]
 const request = {
   method: scenario === 'read' || scenario === 'anon' ? 'GET' : 'POST',
   url: `/${scenario}`,
