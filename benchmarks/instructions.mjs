@@ -11,9 +11,10 @@
 // Fastify themselves, so compare differences between builds, not the figures to run.mjs.
 // Two children run at once; a pair takes about a minute. --node-flags go to each child's node.
 // --node-flags=--predictable makes V8 as deterministic as it can (no memory reducer, which
-// collects by the wall clock, nothing in background threads); timers still run by the clock, so on a loaded machine two runs of one
-// build can differ by several per cent: run a build against itself to see the spread. Add
-// --import ./benchmarks/lib/trace-subscriber.mjs to measure with tracing subscribed.
+// collects by the wall clock, nothing in background threads); timers still run by the clock,
+// so on a loaded machine two runs of one build can differ by several per cent: run a build
+// against itself to see the spread. Add --import ./benchmarks/lib/trace-subscriber.mjs to
+// measure with tracing subscribed.
 import { execFile } from 'node:child_process'
 import { resolve } from 'node:path'
 import { promisify } from 'node:util'
