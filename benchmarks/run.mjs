@@ -44,7 +44,14 @@ const SCENARIOS = {
   write: { method: 'POST', path: '/counter', cookie: true },
   anon: { method: 'GET', path: '/anon', cookie: false },
   // A login form posted from a fresh browser: regenerate() and set the user.
-  login: { method: 'POST', path: '/login', cookie: false }
+  login: { method: 'POST', path: '/login', cookie: false },
+  // Browsers: each connection keeps the cookies it is sent, as a browser's jar does, and
+  // goes round page, counter, page, visit. A sealed cookie changes with every write and
+  // grows with the list of visits (the last 10), so the cookie a read carries is one the
+  // server issued, not one it opened before. autocannon empties a connection's context
+  // after the last request of its list: a browser visit is 50 rounds (200 requests), then
+  // the connection starts over as another browser with another of the sessions.
+  browser: { flow: Array.from({ length: 50 }, () => [['GET', '/page'], ['POST', '/counter'], ['GET', '/page'], ['POST', '/visit']]).flat() }
 }
 
 const { values: args } = parseArgs({
@@ -102,15 +109,39 @@ const scenarios = list(args.scenarios, SCENARIOS, 'scenario')
 const log = (...line) => console.log(...line)
 const fmt = (value, digits = 0) => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
 
+/** Each connection's cookie jar: it starts with one of `cookies` and follows Set-Cookie. */
+function browserRequests (flow, pick) {
+  const cookieHeader = (context) => {
+    context.jar ??= new Map([pick().split('=', 2)])
+    return [...context.jar].map(([name, value]) => `${name}=${value}`).join('; ')
+  }
+  const follow = (status, body, context, headers) => {
+    for (const line of [headers['set-cookie'] ?? headers['Set-Cookie'] ?? []].flat()) {
+      const [pair] = line.split(';')
+      const at = pair.indexOf('=')
+      const name = pair.slice(0, at)
+      if (/max-age=0/i.test(line)) context.jar.delete(name)
+      else context.jar.set(name, pair.slice(at + 1))
+    }
+  }
+  return flow.map(([method, path]) => ({
+    method,
+    path,
+    setupRequest: (req, context) => ({ ...req, headers: { ...req.headers, cookie: cookieHeader(context) } }),
+    onResponse: follow
+  }))
+}
+
 /** One autocannon run; requests that need a session carry a random one of `cookies`. */
 async function load (server, cookies, scenario, seconds) {
-  const { method, path, cookie } = SCENARIOS[scenario]
+  const { method, path, cookie, flow } = SCENARIOS[scenario]
   const pick = () => cookies[Math.floor(Math.random() * cookies.length)]
   const request = cookie
     // A function makes autocannon build every request anew, so each gets its own pick.
     ? { method, path, setupRequest: (req) => ({ ...req, headers: { ...req.headers, cookie: pick() } }) }
     : { method, path }
-  const result = await autocannon({ url: server.url, connections: CONNECTIONS, duration: seconds, requests: [request] })
+  const requests = flow === undefined ? [request] : browserRequests(flow, pick)
+  const result = await autocannon({ url: server.url, connections: CONNECTIONS, duration: seconds, requests })
   return {
     reqPerSec: result.requests.average,
     p50: result.latency.p50,

@@ -211,6 +211,12 @@ app.get('/anon', async () => ({ ok: true }))
 app.get('/read', async (request) => ({ n: api === null ? null : request.session.get('n') }))
 app.post('/counter', async (request) => { if (api !== null) await api.counter(request); return { ok: true } })
 app.post('/login', async (request) => { if (api !== null) await api.login(request); return { ok: true } })
+// The browser scenario's pages: one reads the session, one adds to a list of the last 10 visits.
+app.get('/page', async (request) => ({ n: api === null ? null : request.session.get('n'), visits: api === null ? [] : request.session.get('visits') ?? [] }))
+app.post('/visit', async (request) => {
+  if (api !== null) request.session.set('visits', [...(request.session.get('visits') ?? []), `/item/${Math.floor(Math.random() * 1000)}`].slice(-10))
+  return { ok: true }
+})
 
 // benchmarks/locking.mjs: plain get/set increments, and the lost-update races.
 app.post('/write', async (request) => { increment(request.session); return { ok: true } })
