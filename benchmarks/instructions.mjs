@@ -3,7 +3,7 @@
 // to the core (the HTTP suite, run.mjs, stays the measure that counts).
 //
 //   node benchmarks/instructions.mjs --builds dist,../old/dist [--stores memory,cookie]
-//     [--scenarios read,counter,anon,login] [--requests 2000] [--node-flags=--predictable]
+//     [--scenarios read,counter,anon,login] [--requests 2000] [--node-flags=--predictable] [--together]
 //
 // Each build runs every scenario twice in a child under valgrind: once with 2,000 warm-up
 // requests (JIT, caches), once with that plus --requests more; the difference divided by
@@ -13,8 +13,9 @@
 // --node-flags=--predictable makes V8 as deterministic as it can (no memory reducer, which
 // collects by the wall clock, nothing in background threads); timers still run by the clock,
 // so on a loaded machine two runs of one build can differ by several per cent: run a build
-// against itself to see the spread. Add --import ./benchmarks/lib/trace-subscriber.mjs to
-// measure with tracing subscribed.
+// against itself to see the spread. --together runs every build's pair of a row at once, so
+// that the builds compared share the machine's load. Add
+// --import ./benchmarks/lib/trace-subscriber.mjs to the flags to measure with tracing subscribed.
 import { execFile } from 'node:child_process'
 import { resolve } from 'node:path'
 import { promisify } from 'node:util'
@@ -28,7 +29,8 @@ const { values: args } = parseArgs({
     stores: { type: 'string', default: 'memory,cookie' },
     scenarios: { type: 'string', default: 'read,counter,anon,login' },
     requests: { type: 'string', default: '2000' },
-    'node-flags': { type: 'string', default: '' }
+    'node-flags': { type: 'string', default: '' },
+    together: { type: 'boolean', default: false }
   }
 })
 const loop = new URL('./lib/inject-loop.mjs', import.meta.url).pathname
@@ -57,7 +59,8 @@ console.log(`|---|---|${builds.map(() => '--:').join('|')}|`)
 for (const store of args.stores.split(',')) {
   for (const scenario of args.scenarios.split(',')) {
     const counts = []
-    for (const dist of builds) counts.push(await perRequest(dist, store, scenario))
+    if (args.together) counts.push(...await Promise.all(builds.map((dist) => perRequest(dist, store, scenario))))
+    else for (const dist of builds) counts.push(await perRequest(dist, store, scenario))
     console.log(`| ${store} | ${scenario} | ${counts.map((n) => n.toLocaleString('en')).join(' | ')} |`)
   }
 }
