@@ -12,6 +12,7 @@
 // depend on how fast the load generator is.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
+import { resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
@@ -36,7 +37,9 @@ export const CONTENDERS = {
   'fastify-session-file': { label: '@fastify/session + session-file-store', serverSide: true },
   'secure-session': { label: '@fastify/secure-session', serverSide: false },
   // Not a configuration to run, and not in the default set: see lib/server.mjs.
-  'sessions-cookie-sodium': { label: 'diagnostic: CookieStore on libsodium', serverSide: false, diagnostic: true }
+  'sessions-cookie-sodium': { label: 'diagnostic: CookieStore on libsodium', serverSide: false, diagnostic: true },
+  // Another build's CookieStore (--previous <dist>), for before/after figures in one run.
+  'sessions-cookie-previous': { label: 'CookieStore, previous build', serverSide: false, diagnostic: true }
 }
 
 const SCENARIOS = {
@@ -65,6 +68,7 @@ const { values: args } = parseArgs({
     sessions: { type: 'string', default: '1000' },
     races: { type: 'string', default: '3' },
     'pg-sync': { type: 'boolean', default: false },
+    previous: { type: 'string' },
     out: { type: 'string', default: new URL('./results/', import.meta.url).pathname },
     help: { type: 'boolean', default: false }
   }
@@ -73,7 +77,9 @@ const { values: args } = parseArgs({
 if (args.help) {
   console.log(`npm run bench -- [options]
   --contenders  comma list of ${Object.keys(CONTENDERS).join(', ')} (bare is always added;
-                sessions-cookie-sodium is a diagnostic, run only when named)
+                sessions-cookie-sodium and sessions-cookie-previous are diagnostics,
+                run only when named)
+  --previous    the dist/ directory of another build, for sessions-cookie-previous
   --scenarios   comma list of ${Object.keys(SCENARIOS).join(', ')}
   --duration    seconds per measured run (default 5)
   --rounds      rounds; each figure is the median over them (default 3)
@@ -208,7 +214,7 @@ async function startAll () {
   const postgres = await backing('postgres', 'PostgreSQL', missingPostgres, () => startPostgres({ synchronousCommit: args['pg-sync'] }))
   const memcached = await backing('memcached', 'memcached', missingMemcached, startMemcached)
   database = postgres
-  const env = { REDIS_PORT: String(redis?.port ?? ''), PG_PORT: String(postgres?.port ?? ''), MEMCACHED_PORT: String(memcached?.port ?? '') }
+  const env = { REDIS_PORT: String(redis?.port ?? ''), PG_PORT: String(postgres?.port ?? ''), MEMCACHED_PORT: String(memcached?.port ?? ''), PREVIOUS_DIST: resolve(args.previous ?? 'dist') }
   const servers = []
   for (const contender of contenders) {
     servers.push(await startServer(contender, env))

@@ -37,9 +37,11 @@ function sessionDir () {
   return dir
 }
 
-// The library under test, from the build output (CommonJS: module.exports is the plugin).
+// The library under test, from the build output (CommonJS: module.exports is the plugin);
+// another build's for sessions-cookie-previous.
 async function sessions (app, options) {
-  const { default: fastifySessions } = await import('../../dist/index.js')
+  const dist = contender === 'sessions-cookie-previous' ? `${process.env.PREVIOUS_DIST}/index.js` : '../../dist/index.js'
+  const { default: fastifySessions } = await import(dist)
   await app.register(fastifySessions, { secret: SECRET, ...options(fastifySessions) })
 }
 
@@ -97,6 +99,7 @@ const setups = {
   bare: { api: null, async register () {} },
   'sessions-memory': { api: fastifySessionsApi, register: (app) => sessions(app, (lib) => ({ store: new lib.MemoryStore() })) },
   'sessions-cookie': { api: fastifySessionsApi, register: (app) => sessions(app, (lib) => ({ store: new lib.CookieStore() })) },
+  'sessions-cookie-previous': { api: fastifySessionsApi, register: (app) => sessions(app, (lib) => ({ store: new lib.CookieStore() })) },
   'sessions-cookie-sodium': {
     api: fastifySessionsApi,
     async register (app) {
