@@ -266,15 +266,15 @@ t.test('worker entry: builds the ring from workerData once and moves plaintexts'
   }) as typeof import('../src/crypto/worker')
   const sealed = worker.default({ op: 'seal', context: 'sid', plaintext: record }) as { ok: true, sealed: string }
   t.equal(sealed.ok, true, 'a seal result is posted as is')
-  const small = worker.default({ op: 'unseal', context: 'sid', sealed: sealed.sealed }) as { ok: true, plaintext: Buffer }
-  t.equal(small.plaintext.toString(), record, 'a small plaintext shares pooled memory: posted as is, copied')
-  const large = record.repeat(100)
-  const sealedLarge = (worker.default({ op: 'seal', context: 'sid', plaintext: large }) as { sealed: string }).sealed
-  const opened = worker.default({ op: 'unseal', context: 'sid', sealed: sealedLarge }) as Record<symbol, unknown>
-  const value = opened[valueSymbol] as { plaintext: Uint8Array }
-  t.equal(Buffer.from(value.plaintext).toString(), large)
-  t.same(opened[transferableSymbol], [value.plaintext.buffer], "a large plaintext's memory moves")
-  const batch = worker.default([{ op: 'unseal', context: 'sid', sealed: sealedLarge }, { op: 'unseal', context: 'sid', sealed: 'x' }]) as Record<symbol, unknown>
+  for (const text of [record, record.repeat(100)]) {
+    const sealedText = (worker.default({ op: 'seal', context: 'sid', plaintext: text }) as { sealed: string }).sealed
+    const opened = worker.default({ op: 'unseal', context: 'sid', sealed: sealedText }) as Record<symbol, unknown>
+    const value = opened[valueSymbol] as { plaintext: Uint8Array }
+    t.equal(Buffer.from(value.plaintext).toString(), text)
+    t.same(opened[transferableSymbol], [value.plaintext.buffer], `the plaintext's memory moves (${text.length} characters)`)
+    t.equal(value.plaintext.buffer.byteLength, value.plaintext.byteLength, 'memory of its own, not a slab of the shared pool')
+  }
+  const batch = worker.default([{ op: 'unseal', context: 'sid', sealed: sealed.sealed }, { op: 'unseal', context: 'sid', sealed: 'x' }]) as Record<symbol, unknown>
   t.equal((batch[transferableSymbol] as unknown[]).length, 1)
   const shared = { ok: true, plaintext: Buffer.from('pooled'), keyId: '0', current: true } as const
   t.same(worker.transferOf([shared]), [], 'a Buffer sharing its memory is copied, not moved')
