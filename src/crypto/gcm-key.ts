@@ -155,11 +155,12 @@ export class GcmKey {
   }
 }
 
-// GCM's counter blocks for one 96-bit nonce: nonce || 1, nonce || 2, …
+// GCM's counter blocks for one 96-bit nonce: nonce || 1, nonce || 2, … Byte by byte: a
+// TypedArray set() and a writeUInt32BE() per block cost a quarter of GHASH (measured).
 function counterBlocks (nonce: Uint8Array, out: Buffer, at: number, blocks: number): void {
-  for (let block = 0; block < blocks; block++) {
-    out.set(nonce, at + block * BLOCK)
-    out.writeUInt32BE(block + 1, at + block * BLOCK + GCM_NONCE_BYTES)
+  for (let block = 0, start = at; block < blocks; block++, start += BLOCK) {
+    for (let i = 0; i < GCM_NONCE_BYTES; i++) out[start + i] = nonce[i]
+    writeWord(out, start + GCM_NONCE_BYTES, block + 1)
   }
 }
 
