@@ -12,10 +12,11 @@
 // Two children run at once; a pair takes about a minute. --node-flags go to each child's node.
 // --node-flags=--predictable makes V8 as deterministic as it can (no memory reducer, which
 // collects by the wall clock, nothing in background threads); timers still run by the clock,
-// so on a loaded machine two runs of one build can differ by several per cent: run a build
-// against itself to see the spread. --together runs every build's pair of a row at once, so
-// that the builds compared share the machine's load. Add
-// --import ./benchmarks/lib/trace-subscriber.mjs to the flags to measure with tracing subscribed.
+// and two runs of one build can differ by a quarter when the machine's load changes between
+// them (measured here: 613,136 and 800,517 for memory/read): run a build against itself to
+// see the spread. --together runs every build's pair of a row at once, so that the builds
+// compared share the machine's load. Add --import ./benchmarks/lib/trace-subscriber.mjs to
+// the flags to measure with tracing subscribed.
 import { execFile } from 'node:child_process'
 import { resolve } from 'node:path'
 import { promisify } from 'node:util'
