@@ -151,7 +151,7 @@ t.test('a commit that fails without waiting publishes start, error and end', asy
   t.match(seen[2].fields, { async: false, outcome: undefined, error: { code: 'FST_SESS_COOKIE_TOO_LARGE' } })
 })
 
-t.test('a refused cookie publishes its reason, the one the debug line gives', async (t) => {
+t.test('a refused cookie publishes its reason; a forged one is refused before any store call', async (t) => {
   const store = new StoreSpy()
   const app = await build({ store }, routes(), { logger: false })
   t.teardown(() => app.close())
