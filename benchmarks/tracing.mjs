@@ -5,7 +5,7 @@
 //
 // A child under valgrind calls a small function --calls times and twice that, once plainly
 // and once behind the check, as src/ does it; the difference of differences divided by
-// --calls is the check's cost. A request makes one to five of them (a load, its store calls,
+// --calls is the check's cost. A request makes one to six of them (a load, its store calls,
 // a commit); instructions.mjs gives the whole request's count to set it against.
 import { execFile } from 'node:child_process'
 import { tracingChannel } from 'node:diagnostics_channel'
