@@ -1,8 +1,10 @@
-import { createCipheriv, randomFillSync, type Cipher } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createSecretKey, randomFillSync, type Cipher, type KeyObject } from 'node:crypto'
 
 const BLOCK = 16
 export const GCM_NONCE_BYTES = 12
 export const GCM_TAG_BYTES = 16
+// A full-length tag, required on opening: a shortened one would be easier to forge.
+const TAG_LENGTH = { authTagLength: GCM_TAG_BYTES }
 // Seals draw nonces from a batch made ahead, each with its tag mask and the keystream for
 // its first 256 bytes: one AES call and one call to the random generator per 64 seals
 // (each call costs about as much as the rest of a small seal). Every nonce is 96 fresh
@@ -67,10 +69,14 @@ function paddedWord (bytes: Uint8Array, at: number, end: number): number {
  * runs as the bare block function (an ECB object with no padding, created once per key and
  * fed counter blocks, which is what GCM's counter mode does inside), and GHASH runs in
  * JavaScript on a table of multiples of H made once per key. Everything is synchronous, so
- * the reused buffers below are never seen half-written.
+ * the reused buffers below are never seen half-written. Only sealing takes this path: its
+ * GHASH input is ciphertext of its own making under a fresh random nonce. Opening, whose
+ * input a client chooses, uses node:crypto's cipher (see open()).
  */
 export class GcmKey {
   readonly #aes: Cipher
+  // A KeyObject spares OpenSSL a key import on every opening.
+  readonly #secret: KeyObject
   readonly #table: Int32Array
   readonly #state = new Int32Array(4)
   readonly #lengths = Buffer.alloc(BLOCK)
@@ -79,6 +85,7 @@ export class GcmKey {
   #next = BATCH_NONCES
 
   constructor (key: Uint8Array) {
+    this.#secret = createSecretKey(key)
     this.#aes = createCipheriv('aes-256-ecb', key, null)
     this.#aes.setAutoPadding(false)
     this.#table = multiplesOf(this.#aes.update(Buffer.alloc(BLOCK)))
@@ -101,20 +108,26 @@ export class GcmKey {
     this.#tag(stream, mask, aad, out, at, at + length, out, at + length)
   }
 
-  /** The plaintext of `sealed` (ciphertext then tag), or undefined when authentication fails. */
+  /**
+   * The plaintext of `sealed` (ciphertext then tag), or undefined when authentication fails.
+   * Opening runs on whatever a client sends, so it goes through OpenSSL, whose GHASH is
+   * constant time: the table lookups of `ghash` below would let input chosen by an attacker
+   * meet the secret H.
+   */
   open (nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Buffer | undefined {
     const length = sealed.length - GCM_TAG_BYTES
     if (length < 0) return undefined
-    const stream = this.#keystream(nonce, length)
-    const expected = Buffer.allocUnsafe(GCM_TAG_BYTES)
-    this.#tag(stream, 0, aad, sealed, 0, length, expected, 0)
-    // Constant time: every byte is compared whatever the first difference.
-    let difference = 0
-    for (let i = 0; i < GCM_TAG_BYTES; i++) difference |= expected[i] ^ sealed[length + i]
-    if (difference !== 0) return undefined
-    const plaintext = Buffer.allocUnsafe(length)
-    for (let i = 0; i < length; i++) plaintext[i] = sealed[i] ^ stream[BLOCK + i]
-    return plaintext
+    if (nonce.length !== GCM_NONCE_BYTES) throw new TypeError('GcmKey: the nonce must be 12 bytes')
+    const decipher = createDecipheriv('aes-256-gcm', this.#secret, nonce, TAG_LENGTH)
+    decipher.setAAD(aad)
+    decipher.setAuthTag(sealed.subarray(length))
+    const plaintext = decipher.update(sealed.subarray(0, length))
+    try {
+      decipher.final()
+      return plaintext
+    } catch {
+      return undefined
+    }
   }
 
   #refill (): void {
@@ -129,7 +142,6 @@ export class GcmKey {
 
   // E(J0), the tag's mask, then the keystream for `length` bytes.
   #keystream (nonce: Uint8Array, length: number): Buffer {
-    if (nonce.length !== GCM_NONCE_BYTES) throw new TypeError('GcmKey: the nonce must be 12 bytes')
     const blocks = 1 + Math.ceil(length / BLOCK)
     const counters = Buffer.allocUnsafe(blocks * BLOCK)
     counterBlocks(nonce, counters, 0, blocks)
