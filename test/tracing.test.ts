@@ -226,12 +226,17 @@ async function race (t: tap.Test, app: FastifyInstance, store: StoreSpy, gate: G
   return (await held).statusCode
 }
 
-t.test('a conflict publishes the conflicts met and the retries the store saw', async (t) => {
+// An app whose routes can hold a request at a gate, and a stored session to race on.
+async function gatedApp (t: tap.Test): Promise<{ store: StoreSpy, gate: Gate, app: FastifyInstance, cookie: string }> {
   const store = new StoreSpy()
   const gate = new Gate()
   const app = await build({ store }, routes(gate))
   t.teardown(() => app.close())
-  const cookie = await seed(app)
+  return { store, gate, app, cookie: await seed(app) }
+}
+
+t.test('a conflict publishes the conflicts met and the retries the store saw', async (t) => {
+  const { store, gate, app, cookie } = await gatedApp(t)
   const seen = listen(t)
   t.equal(await race(t, app, store, gate, '/held-put', cookie), 200, 'merge: the write is replayed on the newer copy')
   t.same(seen.filter((s) => s.kind === 'store' && s.event === 'start').map((s) => s.fields.operation), ['get', 'set', 'get', 'set'], 'load, lost write, re-read, write')
@@ -239,11 +244,7 @@ t.test('a conflict publishes the conflicts met and the retries the store saw', a
 })
 
 t.test('a conflict under the error policy publishes FST_SESS_CONFLICT with the conflict counted', async (t) => {
-  const store = new StoreSpy()
-  const gate = new Gate()
-  const app = await build({ store }, routes(gate))
-  t.teardown(() => app.close())
-  const cookie = await seed(app)
+  const { store, gate, app, cookie } = await gatedApp(t)
   const seen = listen(t, ['commit'])
   t.equal(await race(t, app, store, gate, '/held-put-strict', cookie), 409)
   const commit = seen.filter((s) => s.fields.trigger === 'end')
@@ -252,11 +253,7 @@ t.test('a conflict under the error policy publishes FST_SESS_CONFLICT with the c
 })
 
 t.test('an update that loses a compare-and-set publishes the conflict and the retry that won', async (t) => {
-  const store = new StoreSpy()
-  const gate = new Gate()
-  const app = await build({ store }, routes(gate))
-  t.teardown(() => app.close())
-  const cookie = await seed(app)
+  const { store, gate, app, cookie } = await gatedApp(t)
   const seen = listen(t, ['commit'])
   t.equal(await race(t, app, store, gate, '/count', cookie), 200)
   t.same(seen.find((s) => s.fields.trigger === 'update' && s.event === 'asyncEnd')?.fields,
@@ -446,13 +443,19 @@ function parentOf (span: ReadableSpan): string | undefined {
   return span.parentSpanContext?.spanId
 }
 
-t.test('OpenTelemetry: loads, commits and store calls become spans, store calls nested in what made them', async (t) => {
+// An app with OpenTelemetry subscribed and a stored session; the seeding's spans are dropped.
+async function tracedApp (t: tap.Test): Promise<{ store: StoreSpy, app: FastifyInstance, spans: () => ReadableSpan[], cookie: string }> {
   const store = new StoreSpy()
   const app = await build({ store }, routes())
   t.teardown(() => app.close())
   const { spans } = await otel(t)
   const cookie = await seed(app)
   spans()
+  return { store, app, spans, cookie }
+}
+
+t.test('OpenTelemetry: loads, commits and store calls become spans, store calls nested in what made them', async (t) => {
+  const { store, app, spans, cookie } = await tracedApp(t)
   await app.inject({ method: 'POST', url: '/put', query: { key: 'k', value: 'v' }, headers: { cookie } })
   const finished = spans()
   t.same(finished.map((s) => s.name).sort(), ['session.commit', 'session.load', 'session.store.get', 'session.store.set'])
@@ -528,12 +531,7 @@ t.test('OpenTelemetry: a request in flight when the subscriber starts ends witho
 })
 
 t.test('OpenTelemetry: a refused cookie and a failed store call', async (t) => {
-  const store = new StoreSpy()
-  const app = await build({ store }, routes())
-  t.teardown(() => app.close())
-  const { spans } = await otel(t)
-  const cookie = await seed(app)
-  spans()
+  const { store, app, spans, cookie } = await tracedApp(t)
   await app.inject({ url: '/dump', headers: { cookie: 'sid=garbage' } })
   t.match(spans().find((s) => s.name === 'session.load')?.attributes, { 'session.outcome': 'refused', 'session.reason': 'malformed cookie' })
 
