@@ -20,12 +20,13 @@ export interface LockSettings {
 /**
  * A lock this process holds: its file, open, and that file's inode. While the handle is
  * open the inode cannot be reused, so a lock file at `path` with another inode means the
- * lock was taken over (its holder looked dead).
+ * lock was taken over (its holder looked dead). The inode is read while the holder goes on
+ * with its work: it is needed only at the end.
  */
 export interface HeldLock {
   path: string
   handle: FileHandle
-  ino: number
+  ino: Promise<number>
   /** Set once the lock file was renamed into place or removed. */
   done: boolean
 }
@@ -62,20 +63,26 @@ async function createLock (path: string): Promise<HeldLock | undefined> {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return undefined
     throw err
   }
-  return { path, handle, ino: (await handle.stat()).ino, done: false }
+  const ino = handle.stat().then((s) => s.ino)
+  // Awaited by whoever ends the lock; until then a failure must not count as unhandled.
+  ino.catch(() => {})
+  return { path, handle, ino, done: false }
 }
 
 async function stillHeld (held: HeldLock): Promise<boolean> {
-  const current = await stat(held.path).catch(() => undefined)
-  return current?.ino === held.ino
+  const [current, ino] = await Promise.all([stat(held.path).catch(() => undefined), held.ino])
+  return current?.ino === ino
 }
 
 /**
  * Publishes what the holder wrote into its lock file as `target`, which also gives the lock
- * up. Refuses when the lock was taken over meanwhile: the file at `path` is someone else's.
+ * up, once `writing` is done. Refuses when the lock was taken over meanwhile: the file at
+ * `path` is someone else's. The check runs alongside the write: a takeover needs the lock to
+ * look stale for seconds, so the look that matters is the one just before the rename.
  */
-export async function commitLock (held: HeldLock, target: string): Promise<void> {
-  if (!(await stillHeld(held))) throw new Error('the session lock was taken over before the write completed')
+export async function commitLock (held: HeldLock, target: string, writing?: Promise<void>): Promise<void> {
+  const [ours] = await Promise.all([stillHeld(held), writing])
+  if (!ours) throw new Error('the session lock was taken over before the write completed')
   await rename(held.path, target)
   held.done = true
 }

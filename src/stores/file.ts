@@ -196,9 +196,8 @@ export class FileStore implements SessionStore {
   // over the record: rename() is atomic, so readers and a crash at any point see the old
   // record or the new one whole, never a mix; and the rename gives the lock up.
   async #publish (lock: HeldLock, file: string, text: string): Promise<void> {
-    await lock.handle.writeFile(text)
-    if (this.#fsync) await lock.handle.sync()
-    await commitLock(lock, file)
+    const written = lock.handle.writeFile(text)
+    await commitLock(lock, file, this.#fsync ? written.then(() => lock.handle.sync()) : written)
     if (this.#fsync) await syncDirectory(dirname(file))
   }
 

@@ -185,7 +185,7 @@ t.test('locks: one holder at a time, released or published only by its holder, a
   await first!.handle.writeFile('from the first holder')
   await t.rejects(commitLock(first!, target), { message: /taken over/ }, 'a holder taken over cannot publish')
   await releaseLock(first!)
-  t.equal((await stat(path)).ino, second!.ino, 'nor remove the lock that replaced it')
+  t.equal((await stat(path)).ino, await second!.ino, 'nor remove the lock that replaced it')
   await second!.handle.writeFile('from the second holder')
   await commitLock(second!, target)
   await releaseLock(second!)
