@@ -20,16 +20,6 @@ function asBuffer (bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }
 
-// What the recent cookies keep must not hold on to a shared 8 KB allocation pool slab
-// for the sake of a few hundred bytes: the budget counts only the bytes themselves.
-// (An opened plaintext is such a slice, for speed: most are read once and dropped.)
-function unpooled (bytes: Buffer): Buffer {
-  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes
-  const copy = Buffer.allocUnsafeSlow(bytes.byteLength)
-  copy.set(bytes)
-  return copy
-}
-
 /**
  * Sessions sealed whole in the cookie (a stateless store such as CookieStore): the store
  * turns a session into plaintext and back, this backend seals and opens it (AES-256-GCM,
@@ -110,7 +100,7 @@ export class CookieBackend implements Backend {
 
   #remember (cookie: string, result: Unsealed): OpenedCookie | string {
     if (!result.ok) return result.reason
-    const entry = { payload: unpooled(result.plaintext), current: result.current }
+    const entry = { payload: result.plaintext, current: result.current }
     this.#opened.add(cookie, entry)
     return entry
   }

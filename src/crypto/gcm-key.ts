@@ -105,7 +105,7 @@ export class GcmKey {
     const stream = batched ? this.#streams : this.#keystream(out.subarray(nonceAt, nonceAt + GCM_NONCE_BYTES), length)
     const mask = batched ? slot * BATCH_SLOT : 0
     for (let i = 0; i < length; i++) out[at + i] = plaintext[i] ^ stream[mask + BLOCK + i]
-    this.#tag(stream, mask, aad, out, at, at + length, out, at + length)
+    this.#tag(stream, mask, aad, out, at, at + length)
   }
 
   /**
@@ -148,22 +148,22 @@ export class GcmKey {
     return this.#aes.update(counters)
   }
 
-  // GHASH over aad, the ciphertext bytes[start, end) and their bit lengths, masked with E(J0)
-  // (stream[mask, mask + 16)); the tag goes to out[at, at + 16).
-  #tag (stream: Buffer, mask: number, aad: Uint8Array, bytes: Uint8Array, start: number, end: number, out: Uint8Array, at: number): void {
+  // GHASH over aad, the ciphertext out[start, end) and their bit lengths, masked with E(J0)
+  // (stream[mask, mask + 16)); the tag goes right after the ciphertext.
+  #tag (stream: Buffer, mask: number, aad: Uint8Array, out: Uint8Array, start: number, end: number): void {
     const state = this.#state
     const lengths = this.#lengths
     state.fill(0)
     ghash(this.#table, state, aad, 0, aad.length)
-    ghash(this.#table, state, bytes, start, end)
+    ghash(this.#table, state, out, start, end)
     // The lengths in bits, as two 64-bit numbers.
     writeWord(lengths, 0, Math.floor(aad.length / 0x20000000))
     writeWord(lengths, 4, aad.length * 8)
     writeWord(lengths, 8, Math.floor((end - start) / 0x20000000))
     writeWord(lengths, 12, (end - start) * 8)
     ghash(this.#table, state, lengths, 0, BLOCK)
-    for (let word = 0; word < 4; word++) writeWord(out, at + word * 4, state[word])
-    for (let i = 0; i < GCM_TAG_BYTES; i++) out[at + i] ^= stream[mask + i]
+    for (let word = 0; word < 4; word++) writeWord(out, end + word * 4, state[word])
+    for (let i = 0; i < GCM_TAG_BYTES; i++) out[end + i] ^= stream[mask + i]
   }
 }
 
