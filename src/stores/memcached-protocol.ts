@@ -93,7 +93,11 @@ export function memjsCasClient (client: MemjsClient): CasClient {
   const send = (opcode: number, key: string, extras: Buffer, value: Buffer, cas: Buffer, retries?: number): Promise<MemcachedResponse> =>
     new Promise((resolve, reject) => {
       client.incrSeq()
-      const seq = client.seq
+      // memjs wraps seq with `&= 0xffffffff`, which yields a signed number: negative after
+      // 2^31 requests on one client, where the header's unsigned opaque field cannot hold it.
+      // memjs matches a response to its callback by the opaque it reads back, unsigned, so
+      // the unsigned value serves both.
+      const seq = client.seq >>> 0
       client.perform(key, request(opcode, key, extras, value, seq, cas), seq, (err, response) => {
         if (err !== null) reject(err)
         else resolve(response as MemcachedResponse)

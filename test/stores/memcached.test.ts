@@ -214,6 +214,24 @@ function casTests (t: tap.Test, server: MemcachedServer, client: memjs.Client): 
     t.same((await other.get(key))?.data, { n: 1 })
   })
 
+  t.test('a client past 2^31 requests: memjs turns its sequence number negative, the store keeps working', async (t) => {
+    // memjs wraps seq with `&= 0xffffffff`, which makes it a signed 32-bit number: after
+    // 2^31 requests it is negative, and a binary header's opaque field cannot hold it.
+    const worn = clientOn(t, [server]) as memjs.Client & { seq: number }
+    worn.seq = 2 ** 31 - 3
+    const store = new MemcachedStore({ client: worn })
+    const key = uniqueKey()
+    t.equal(await store.set(key, record({ n: 1 }), 0), true)
+    for (let version = 1; version < 6; version++) {
+      t.equal((await store.get(key))?.version, version)
+      t.equal(await store.set(key, record({ n: version + 1 }, version + 1), version), true, `write ${version + 1}`)
+    }
+    t.ok(worn.seq < 0, `the client's seq went negative (${worn.seq})`)
+    t.equal(await store.touch(key, Date.now() + 60_000), true)
+    await store.destroy(key)
+    t.equal(await store.get(key), undefined)
+  })
+
   t.test('remembers a bounded number of tokens', async (t) => {
     const quiet = counting(client)
     const store = new MemcachedStore({ client: quiet })
