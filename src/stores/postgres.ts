@@ -51,6 +51,10 @@ interface Settings {
 // Rows deleted per prune statement: short transactions, few locks held at once.
 const PRUNE_BATCH = 1000
 
+// setTimeout runs a longer delay after 1 ms instead, and the longest `prune` the option
+// accepts, drawn up to one and a half times, would be longer: such a wait is cut to this.
+const MAX_DELAY_MS = 2 ** 31 - 1
+
 function warn (err: Error): void {
   process.emitWarning(`fastify-sessions: PostgresStore could not prune expired sessions: ${err.message}`, 'FastifySessionsWarning')
 }
@@ -177,7 +181,7 @@ export class PostgresStore implements SessionStore {
   // half to one and a half times the interval, so that processes started together spread out.
   #schedule (): void {
     if (this.#pruneMs === false || this.#closed) return
-    const delay = this.#pruneMs * (0.5 + Math.random())
+    const delay = Math.min(this.#pruneMs * (0.5 + Math.random()), MAX_DELAY_MS)
     this.#timer = setTimeout(() => this.#prunePass(), delay).unref()
   }
 

@@ -46,7 +46,7 @@ async function storeTests (t: tap.Test, server: PostgresServer): Promise<void> {
   })
   optionTests(t, pool)
   preparedTests(t, pool)
-  rowTests(t, pool)
+  rowTests(t, server, pool)
   createTableTests(t, server, pool)
   pruneTests(t, pool)
 }
@@ -135,7 +135,7 @@ function preparedTests (t: tap.Test, pool: Pool): void {
   })
 }
 
-function rowTests (t: tap.Test, pool: Pool): void {
+function rowTests (t: tap.Test, server: PostgresServer, pool: Pool): void {
   t.test('one row per session: the key, version, data as text, times in ms, the user', async (t) => {
     const table = freshTable()
     const store = new PostgresStore({ pool, table, createTable: true, prune: false })
@@ -174,6 +174,22 @@ function rowTests (t: tap.Test, pool: Pool): void {
     t.equal((await store.get(key))?.expiresAt, Math.ceil(expiresAt))
     await t.rejects(store.set(uniqueKey(), { ...record({}), expiresAt: Number.NaN }, 0))
     t.equal((await pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n, 1)
+  })
+
+  t.test('of 25 concurrent creates over an expired row not pruned yet, exactly one takes it over', async (t) => {
+    // Each store on a connection of its own, so the inserts really meet on the row's lock.
+    const pools = Array.from({ length: 25 }, () => server.pool({ max: 1 }))
+    t.teardown(() => Promise.all(pools.map((own) => own.end())))
+    const table = freshTable()
+    const stores = pools.map((own) => new PostgresStore({ pool: own, table, createTable: true, prune: false }))
+    const key = uniqueKey()
+    await stores[0].set(key, { ...record({ old: true }), user: 'before' }, 0)
+    await pool.query(`UPDATE ${table} SET expires_at = $2 WHERE key = $1`, [key, Date.now() - 1000])
+    const written = await Promise.all(stores.map((store, i) => store.set(key, record({ i }), 0)))
+    t.equal(written.filter(Boolean).length, 1)
+    const winner = written.indexOf(true)
+    const { rows } = await pool.query(`SELECT data, user_digest FROM ${table}`)
+    t.same(rows, [{ data: JSON.stringify({ i: winner }), user_digest: null }], 'the winner\'s record, nothing left of the old one')
   })
 
   t.test('a schema-qualified table', async (t) => {
@@ -270,6 +286,15 @@ function pruneTests (t: tap.Test, pool: Pool): void {
     t.ok(cleared.includes(started[1].timer), 'close() clears the timer')
     await started[1].run()
     t.equal(started.length, 2, 'a pass after close() schedules nothing more')
+  })
+
+  t.test('the longest prune interval accepted waits at most what setTimeout can hold', async (t) => {
+    // A longer delay would make setTimeout fire after 1 ms: a pass after every pass.
+    const { started } = heldTimers(t)
+    t.capture(Math, 'random', () => 0.999)
+    const store = new PostgresStore({ pool, prune: 2_147_483 })
+    t.equal(started[0].ms, 2 ** 31 - 1)
+    await store.close()
   })
 
   t.test('prune: false starts no timer', async (t) => {
