@@ -1,7 +1,8 @@
 // A second application process on the same PostgreSQL table, for the two-process tests of
-// PostgresStore. It runs the built package, waits for "go" on stdin, sends COUNT update()
-// increments at once to the session in COOKIE, then creates COUNT new sessions at once, and
-// prints the status codes as one JSON line.
+// PostgresStore. It runs the built package, waits for "go" on stdin, then, COUNT requests at
+// once each time: update() increments of the session in COOKIE, writes of the distinct keys
+// child0, child1, … to that session, and new sessions. It prints one JSON line: each
+// request's outcome, "ok" or its error code.
 import Fastify from 'fastify'
 import pg from 'pg'
 import fastifySessions, { PostgresStore } from '../../dist/index.mjs'
@@ -14,8 +15,18 @@ app.post('/increment', async (req) => {
   await req.session.update((s) => { s.set('counter', (s.get('counter') ?? 0) + 1) })
   return 'ok'
 })
+app.post('/set/:key', async (req) => { req.session.set(req.params.key, true); return 'ok' })
 app.post('/login', async (req) => { req.session.set('user', 'child'); return 'ok' })
 await app.ready()
+
+function outcome (res) {
+  if (res.statusCode === 200) return 'ok'
+  try {
+    return res.json().code ?? `${res.statusCode} ${res.body}`
+  } catch {
+    return `${res.statusCode} ${res.body}`
+  }
+}
 
 process.stdout.write('ready\n')
 process.stdin.once('data', async () => {
@@ -23,9 +34,10 @@ process.stdin.once('data', async () => {
   const count = Number(COUNT)
   const results = [
     ...await Promise.all(Array.from({ length: count }, () => post('/increment'))),
+    ...await Promise.all(Array.from({ length: count }, (_, i) => post(`/set/child${i}`))),
     ...await Promise.all(Array.from({ length: count }, () => app.inject({ method: 'POST', url: '/login' })))
   ]
-  process.stdout.write(JSON.stringify(results.map((r) => r.statusCode)) + '\n')
+  process.stdout.write(JSON.stringify(results.map(outcome)) + '\n')
   await app.close()
   await pool.end()
 })
