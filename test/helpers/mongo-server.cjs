@@ -80,7 +80,7 @@ function cursorReply (ns, docs) {
 const UNSUPPORTED_FIND = ['sort', 'skip', 'hint', 'min', 'max', 'collation']
 
 const commands = {
-  hello: (storage, command, session) => ({ ...HELLO, localTime: new Date(), connectionId: session.id, ok: 1 }),
+  hello: (storage, command, session) => ({ ...HELLO, ...session.member, localTime: new Date(), connectionId: session.id, ok: 1 }),
   ping: () => ({ ok: 1 }),
   buildInfo: () => ({ version: '7.0.0', versionArray: [7, 0, 0, 0], ok: 1 }),
   endSessions: () => ({ ok: 1 }),
@@ -217,11 +217,19 @@ function answer (storage, command, session) {
   }
 }
 
+// What the primary of a one-member replica set adds to its hello, so that the driver sees a
+// replica set and sends a read preference other than the primary's with each read.
+function memberOf (replicaSet, port) {
+  const me = `${HOST}:${port}`
+  return { setName: replicaSet, setVersion: 1, electionId: new BSON.ObjectId('7fffffff0000000000000001'), hosts: [me], primary: me, me }
+}
+
 /**
  * Starts a server on `port` (default: one the system picks). `ttlPeriodMs` is how often
- * expired documents are deleted (0: only when `expire()` is called); `now` is its clock.
+ * expired documents are deleted (0: only when `expire()` is called); `now` is its clock;
+ * `replicaSet`, a set name, makes it announce itself as that set's only member, its primary.
  */
-async function startMongoServer ({ port: wanted = 0, ttlPeriodMs = 100, now = () => new Date().getTime() } = {}) {
+async function startMongoServer ({ port: wanted = 0, ttlPeriodMs = 100, now = () => new Date().getTime(), replicaSet } = {}) {
   const storage = new Storage(now)
   const sockets = new Set()
   const held = new Set()
@@ -243,7 +251,7 @@ async function startMongoServer ({ port: wanted = 0, ttlPeriodMs = 100, now = ()
         return
       }
       received.push(Object.keys(request.command)[0])
-      const reply = answer(storage, request.command, { id: connection.id })
+      const reply = answer(storage, request.command, { id: connection.id, member })
       if (!request.silent) connection.socket.write(encodeReply(request, reply))
     }
   }
@@ -271,10 +279,11 @@ async function startMongoServer ({ port: wanted = 0, ttlPeriodMs = 100, now = ()
   })
 
   const port = await listen(wanted)
+  const member = replicaSet === undefined ? {} : memberOf(replicaSet, port)
   const timer = ttlPeriodMs > 0 ? setInterval(() => storage.expire(), ttlPeriodMs).unref() : undefined
   return {
     port,
-    url: `mongodb://${HOST}:${port}/?directConnection=true`,
+    url: `mongodb://${HOST}:${port}/?${replicaSet === undefined ? 'directConnection=true' : `replicaSet=${replicaSet}`}`,
     received,
     expire: () => storage.expire(),
     pause () { paused = true },

@@ -8,11 +8,13 @@ export interface MongoServerOptions {
   ttlPeriodMs?: number
   /** The server's clock, epoch ms. Default the real time (not a faked Date.now). */
   now?: () => number
+  /** A replica set name: the server announces itself as the set's only member, its primary. Default none: a standalone. */
+  replicaSet?: string
 }
 
 export interface MongoServer {
   readonly port: number
-  /** A connection string for the driver (`directConnection=true`). */
+  /** A connection string for the driver (`directConnection=true`, or `replicaSet=` the set's name). */
   readonly url: string
   /** The name of every command received, handshakes included, in order. */
   readonly received: string[]

@@ -3,7 +3,7 @@ import type { Collection, Document } from 'mongodb'
 import { MongoStore, type MongoStoreOptions } from '../../src/index'
 import { conformance } from '../../src/testing'
 import { record, uniqueKey } from '../helpers/record'
-import { mongoTargets, sentCommand, type MongoTarget } from '../helpers/mongo-target'
+import { helperTarget, mongoTargets, REAL_SERVER_SKIPPED, sentCommand, type MongoTarget } from '../helpers/mongo-target'
 
 mongoTargets(t, (name, start) => {
   t.test(`MongoStore on ${name}`, async (t) => {
@@ -21,6 +21,41 @@ mongoTargets(t, (name, start) => {
     expiryTests(t, target)
     if (target.server !== undefined) serverTests(t, target)
   })
+})
+
+// Only a replica set shows a read preference on the wire: our test server announces one.
+t.test('MongoStore on a replica set reads from the primary, whatever the collection\'s read preference', async (t) => {
+  const target = await helperTarget({ replicaSet: 'rs0' })
+  t.teardown(() => target.stop())
+  const client = target.client({ readPreference: 'secondaryPreferred' })
+  const collection = target.collection(client)
+  const store = new MongoStore({ collection })
+  const key = uniqueKey()
+  const written = { ...record({ n: 1 }), user: 'digest' }
+  t.equal(await store.set(key, written, 0), true)
+  t.same(await store.get(key), written)
+  t.same((await store.listUser('digest')).map((s) => s.key), [key])
+  t.ok(await collection.findOne({ _id: key as unknown as Document['_id'] }), 'the collection\'s own read, for comparison')
+  const reads = client.commands.filter((c) => c.commandName === 'find').map((c) => c.command.$readPreference)
+  t.same(reads, [undefined, undefined, { mode: 'secondaryPreferred' }], 'the store\'s get and listUser ask for the primary (no $readPreference); the collection\'s default would not')
+})
+
+t.test('without MONGODB_URL the real-server run is a skip that says why, under CI=true too', async (t) => {
+  const saved = { CI: process.env.CI, MONGODB_URL: process.env.MONGODB_URL }
+  t.teardown(() => {
+    for (const [name, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[name]
+      else process.env[name] = value
+    }
+  })
+  process.env.CI = 'true'
+  delete process.env.MONGODB_URL
+  const ran: string[] = []
+  const declared: unknown[] = []
+  const recorder = { test: (name: string, options: unknown) => declared.push([name, options]) } as unknown as tap.Test
+  mongoTargets(recorder, (name) => ran.push(name))
+  t.same(ran, ['the test server'])
+  t.same(declared, [['the same tests on a real MongoDB', { skip: REAL_SERVER_SKIPPED }]], 'a skipped test, the reason as its message, nothing that fails')
 })
 
 /** A collection of a client of its own, so that its `commands` are this test's alone. */
