@@ -110,7 +110,10 @@ export const DEFAULT_STORE_TIMEOUT = 2
 export const MIN_SECRET_LENGTH = 32
 // Random base64url of 32 characters has about 25 distinct ones; English prose has 15 or more.
 const MIN_DISTINCT_CHARACTERS = 8
+// A secret made of this many characters or fewer, the rest being copies of them, is refused.
 const MAX_PATTERN_LENGTH = 16
+// A copy shorter than this is what any random text has by chance.
+const MIN_COPY_LENGTH = 3
 // The idle deadline moves only after this share of the idle window has passed, so
 // a busy user costs one cheap touch now and then instead of one per request.
 const TOUCH_FRACTION = 0.1
@@ -159,15 +162,36 @@ const GENERATE = 'generate one with: node -e "console.log(require(\'node:crypto\
 
 /**
  * A secret whose length hides how little it varies: one character or a short pattern over
- * and over ('xxxx…', 'abcabc…', 'passwordpassword…'). Length alone lets these through; a
- * guesser tries them first.
+ * and over ('xxxx…', 'abcabc…', 'passwordpassword…'), also after or before a few others
+ * ('my-secret-xxxx…', 'aaaa…1234567'). Length alone lets these through; a guesser tries
+ * them first. Such a secret is a few characters of its own, the rest copies of earlier
+ * text: the measure is how many characters do not continue a copy.
  */
 export function weakSecret (secret: string): boolean {
   if (new Set(secret).size < MIN_DISTINCT_CHARACTERS) return true
-  for (let period = 1; period <= MAX_PATTERN_LENGTH; period++) {
-    if (secret.startsWith(secret.slice(period))) return true
+  let own = 0
+  for (let at = 0; at < secret.length && own <= MAX_PATTERN_LENGTH; ) {
+    const copy = longestCopy(secret, at)
+    if (copy >= MIN_COPY_LENGTH) {
+      at += copy
+    } else {
+      own++
+      at++
+    }
   }
-  return false
+  return own <= MAX_PATTERN_LENGTH
+}
+
+// The longest run starting at `at` that repeats text starting earlier (and may overlap it,
+// so 'xxxx' is one 'x' and a copy of it).
+function longestCopy (text: string, at: number): number {
+  let longest = 0
+  for (let from = 0; from < at; from++) {
+    let length = 0
+    while (at + length < text.length && text[from + length] === text[at + length]) length++
+    longest = Math.max(longest, length)
+  }
+  return longest
 }
 
 function secrets (value: unknown): string[] {
@@ -244,19 +268,30 @@ function cookie (value: unknown, base: ResolvedCookie, label: string): ResolvedC
   return resolved
 }
 
+// Cookie name prefixes, longest first, and what browsers require of a cookie that has one.
+const PREFIXES = [
+  { prefix: '__Host-Http-', host: true, httpOnly: true },
+  { prefix: '__Host-', host: true, httpOnly: false },
+  { prefix: '__Secure-', host: false, httpOnly: false },
+  { prefix: '__Http-', host: false, httpOnly: true }
+] as const
+
 /**
  * Browsers keep a `__Secure-` cookie only with Secure, and a `__Host-` one only with Secure,
  * `Path=/` and no Domain, which is what stops a sibling subdomain from planting its own
- * session cookie (cookie tossing). Options that contradict the name's prefix are refused;
- * `secure: 'auto'` becomes true, since the prefix leaves no choice.
+ * session cookie (cookie tossing); `__Http-` and `__Host-Http-` add HttpOnly. Browsers match
+ * the prefix in any case (`__host-` too), so this does. Options that contradict the name's
+ * prefix are refused; `secure: 'auto'` becomes true, since the prefix leaves no choice.
  */
 function prefixed (cookieName: string, resolved: ResolvedCookie, label: string): ResolvedCookie {
-  const host = cookieName.startsWith('__Host-')
-  if (!host && !cookieName.startsWith('__Secure-')) return resolved
-  const prefix = host ? '__Host-' : '__Secure-'
-  if (resolved.secure === false) fail(`${label}.secure`, `cannot be false for a cookie named ${prefix}…: browsers drop it`)
-  if (host && resolved.path !== '/') fail(`${label}.path`, "must be '/' for a cookie named __Host-…")
-  if (host && resolved.domain !== undefined) fail(`${label}.domain`, 'must not be set for a cookie named __Host-…')
+  const name = cookieName.toLowerCase()
+  const rule = PREFIXES.find(({ prefix }) => name.startsWith(prefix.toLowerCase()))
+  if (rule === undefined) return resolved
+  const named = `for a cookie named ${rule.prefix}…`
+  if (resolved.secure === false) fail(`${label}.secure`, `cannot be false ${named}: browsers drop it`)
+  if (rule.httpOnly && !resolved.httpOnly) fail(`${label}.httpOnly`, `cannot be false ${named}: browsers drop it`)
+  if (rule.host && resolved.path !== '/') fail(`${label}.path`, `must be '/' ${named}`)
+  if (rule.host && resolved.domain !== undefined) fail(`${label}.domain`, `must not be set ${named}`)
   return { ...resolved, secure: true }
 }
 

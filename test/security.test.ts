@@ -1,5 +1,6 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
+import { randomBytes } from 'node:crypto'
 import { CookieStore, MemoryStore } from '../src/index'
 import { build, SECRET, sessionCookie, setCookieLine } from './helpers/app'
 import { dump, faultyApp, seed } from './helpers/faulty-app'
@@ -16,11 +17,17 @@ async function refused (t: tap.Test, options: Record<string, unknown>, option: s
 }
 
 t.test('secrets that repeat a character or a short pattern are refused, with a way to make a good one', async (t) => {
-  const weak = ['x'.repeat(40), 'ab'.repeat(20), 'password'.repeat(5), '0123456789abcdef'.repeat(2), 'abcdefg'.repeat(5)]
+  const weak = [
+    'x'.repeat(40), 'ab'.repeat(20), 'password'.repeat(5), '0123456789abcdef'.repeat(2), 'abcdefg'.repeat(5),
+    // A repeated character or pattern next to a few others.
+    'my-secret-' + 'x'.repeat(30), 'a'.repeat(25) + '1234567', 'changeme' + '0'.repeat(24), 'x'.repeat(16) + 'abcdefgh' + 'y'.repeat(16),
+    '0123456789abcdef'.repeat(2) + '01234567'
+  ]
   for (const secret of weak) await refused(t, { secret }, 'secret', /entry 0 repeats a character or a short pattern.*randomBytes\(32\)/)
   await refused(t, { secret: [SECRET, 'z'.repeat(48)] }, 'secret', /entry 1 repeats/)
   await refused(t, { secret: 'short' }, 'secret', /at least 32 characters.*randomBytes\(32\)/)
-  for (const secret of [RANDOM_SECRET, SECRET, '0123456789abcdefg'.repeat(2), 'correct horse battery staple, stapled']) {
+  const random = Array.from({ length: 20 }, () => [randomBytes(16).toString('hex'), randomBytes(24).toString('base64url'), randomBytes(32).toString('base64')]).flat()
+  for (const secret of [RANDOM_SECRET, SECRET, '0123456789abcdefg'.repeat(2), 'correct horse battery staple, stapled', ...random]) {
     const app = await build({ secret })
     await app.close()
     t.pass(`accepted: ${secret}`)
@@ -48,6 +55,29 @@ t.test('a __Host- cookie: Secure, Path=/ and no Domain, or registration fails na
   t.equal(scoped.statusCode, 500, 'a per-response Domain is refused too')
   t.equal(scoped.json().code, 'FST_SESS_INVALID_OPTION')
   t.equal(setCookieLine(scoped, '__Host-sid'), undefined)
+})
+
+t.test('prefixes are matched in any case, and __Http- and __Host-Http- require HttpOnly', async (t) => {
+  // Browsers match a prefix case-insensitively: a cookie named __host-sid with a Domain is dropped.
+  await refused(t, { secret: SECRET, cookieName: '__host-sid', cookie: { domain: 'example.com' } }, 'cookie.domain', /__Host-/)
+  await refused(t, { secret: SECRET, cookieName: '__HOST-sid', cookie: { path: '/app' } }, 'cookie.path', /__Host-/)
+  await refused(t, { secret: SECRET, cookieName: '__secure-sid', cookie: { secure: false } }, 'cookie.secure', /__Secure-/)
+  await refused(t, { secret: SECRET, cookieName: '__Http-sid', cookie: { httpOnly: false } }, 'cookie.httpOnly', /__Http-/)
+  await refused(t, { secret: SECRET, cookieName: '__Http-sid', cookie: { secure: false } }, 'cookie.secure', /__Http-/)
+  await refused(t, { secret: SECRET, cookieName: '__Host-Http-sid', cookie: { httpOnly: false } }, 'cookie.httpOnly', /__Host-Http-/)
+  await refused(t, { secret: SECRET, cookieName: '__Host-Http-sid', cookie: { domain: 'example.com' } }, 'cookie.domain', /__Host-Http-/)
+
+  const app = await build({ cookieName: '__host-http-sid' }, (app) => {
+    app.get('/w', async (req) => { req.session.set('a', 1); return 'ok' })
+    app.get('/readable', async (req) => { req.session.set('a', 2); req.session.options({ httpOnly: false }); return 'ok' })
+  })
+  t.teardown(() => app.close())
+  const line = setCookieLine(await app.inject('/w'), '__host-http-sid') as string
+  t.match(line, /; Secure/, 'Secure over plain http, as the prefix demands')
+  t.match(line, /; HttpOnly/)
+  const readable = await app.inject('/readable')
+  t.same([readable.statusCode, readable.json().code], [500, 'FST_SESS_INVALID_OPTION'], 'per response too')
+  t.match(readable.json().message, /"session\.options\(\)\.httpOnly": cannot be false for a cookie named __Host-Http-/)
 })
 
 t.test('a __Secure- cookie may carry a Domain and is always Secure', async (t) => {
