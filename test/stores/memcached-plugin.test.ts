@@ -38,6 +38,21 @@ async function itemsOf (servers: MemcachedServer[], prefix: string): Promise<Raw
   return all.flat().filter((item) => item.key.startsWith(prefix)).sort((a, b) => a.key < b.key ? -1 : 1)
 }
 
+/** `perServer` sessions held by each server, so that every server takes part in a race. */
+async function sessionsOnEach (app: FastifyInstance, servers: readonly MemcachedServer[], prefix: string, perServer: number): Promise<string[]> {
+  const chosen = servers.map((): string[] => [])
+  // Sessions land by their key's hash: 64 logins miss a server of two with odds 2^-63.
+  for (let i = 0; i < 64 && chosen.some((cookies) => cookies.length < perServer); i++) {
+    const cookie = await login(app, `u${i}`)
+    const key = prefix + storeKey(cookie.slice('sid='.length).split('.')[0])
+    const holder = (await Promise.all(servers.map(async (server) => await server.ttl(key) !== undefined))).indexOf(true)
+    if (holder === -1) throw new Error(`no server holds the session of login ${i}`)
+    if (chosen[holder].length < perServer) chosen[holder].push(cookie)
+  }
+  if (chosen.some((cookies) => cookies.length < perServer)) throw new Error(`no ${perServer} sessions on every server`)
+  return chosen.flat()
+}
+
 if (!memcachedUnavailable(t)) {
   const servers = Promise.all([startMemcached(), startMemcached()])
   t.teardown(async () => { await Promise.all((await servers).map((s) => s.stop())) })
@@ -90,10 +105,10 @@ async function pluginTests (t: tap.Test, [one, two]: MemcachedServer[]): Promise
     })
 
     t.test(`${where}: 100 concurrent update() increments: exactly 100`, async (t) => {
-      const app = await build({ store: new MemcachedStore({ client, prefix: freshPrefix() }) }, routes)
+      const prefix = freshPrefix()
+      const app = await build({ store: new MemcachedStore({ client, prefix }) }, routes)
       t.teardown(() => app.close())
-      const cookies = await Promise.all(['a', 'b', 'c', 'd'].map((user) => login(app, user)))
-      // Four sessions, so that with two servers both take increments.
+      const cookies = await sessionsOnEach(app, servers, prefix, 4 / servers.length)
       const results = await together(100, (i) => post(app, '/increment', cookies[i % 4]))
       t.same(results.map((r) => r.statusCode).filter((s) => s !== 200), [])
       t.same(await Promise.all(cookies.map(async (cookie) => (await dump(app, cookie)).counter)), [25, 25, 25, 25])
