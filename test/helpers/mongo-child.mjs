@@ -6,11 +6,11 @@ import Fastify from 'fastify'
 import { MongoClient } from 'mongodb'
 import fastifySessions, { MongoStore } from '../../dist/index.mjs'
 
-const { MONGO_URL, DATABASE, COLLECTION, COOKIE, COUNT, SECRET } = process.env
+const { MONGO_URL, DATABASE, COLLECTION, COOKIE, COUNT, SECRET, STORE_TIMEOUT } = process.env
 const client = new MongoClient(MONGO_URL)
 const collection = client.db(DATABASE).collection(COLLECTION)
 const app = Fastify()
-await app.register(fastifySessions, { secret: SECRET, store: new MongoStore({ collection }) })
+await app.register(fastifySessions, { secret: SECRET, store: new MongoStore({ collection }), storeTimeout: Number(STORE_TIMEOUT ?? 2) })
 app.post('/increment', async (req) => {
   await req.session.update((s) => { s.set('counter', (s.get('counter') ?? 0) + 1) })
   return 'ok'

@@ -3,6 +3,7 @@ import type { Collection, Document } from 'mongodb'
 import { MongoStore, type MongoStoreOptions } from '../../src/index'
 import { conformance } from '../../src/testing'
 import { record, uniqueKey } from '../helpers/record'
+import { waitFor } from '../helpers/postgres-server'
 import { helperTarget, mongoTargets, REAL_SERVER_SKIPPED, sentCommand, type MongoTarget } from '../helpers/mongo-target'
 
 mongoTargets(t, (name, start) => {
@@ -276,6 +277,16 @@ function serverTests (t: tap.Test, target: MongoTarget): void {
     await store.set(gone, record({}, 1, -1), 0)
     await store.set(kept, record({}), 0)
     server.expire()
+    t.same((await collection.find({}).toArray()).map((d) => d._id), [kept])
+  })
+
+  t.test('the test server also deletes expired documents on its own, every ttlPeriodMs', async (t) => {
+    const collection = target.collection()
+    const store = new MongoStore({ collection })
+    const [gone, kept] = [uniqueKey(), uniqueKey()]
+    await store.set(gone, record({}, 1, -1), 0)
+    await store.set(kept, record({}), 0)
+    await waitFor('the TTL pass', async () => (await collection.find({}).toArray()).length === 1)
     t.same((await collection.find({}).toArray()).map((d) => d._id), [kept])
   })
 
