@@ -1,7 +1,8 @@
 // A second application process on the same memcached servers, for the two-process tests of
 // MemcachedStore. It runs the built package, waits for "go" on stdin, sends COUNT update()
-// increments at once to the session in COOKIE, then creates COUNT new sessions at once, and
-// prints the status codes as one JSON line.
+// increments at once to the session in COOKIE, then creates COUNT new sessions at once, then
+// sets COUNT distinct keys (c0, c1, …) at once in the session in COOKIE, and prints the status
+// codes as one JSON line.
 import Fastify from 'fastify'
 import memjs from 'memjs'
 import fastifySessions, { MemcachedStore } from '../../dist/index.mjs'
@@ -15,6 +16,7 @@ app.post('/increment', async (req) => {
   return 'ok'
 })
 app.post('/login', async (req) => { req.session.set('user', 'child'); return 'ok' })
+app.post('/set/:key', async (req) => { req.session.set(req.params.key, true); return 'ok' })
 await app.ready()
 
 process.stdout.write('ready\n')
@@ -23,7 +25,8 @@ process.stdin.once('data', async () => {
   const count = Number(COUNT)
   const results = [
     ...await Promise.all(Array.from({ length: count }, () => post('/increment'))),
-    ...await Promise.all(Array.from({ length: count }, () => app.inject({ method: 'POST', url: '/login' })))
+    ...await Promise.all(Array.from({ length: count }, () => app.inject({ method: 'POST', url: '/login' }))),
+    ...await Promise.all(Array.from({ length: count }, (_, i) => post(`/set/c${i}`)))
   ]
   process.stdout.write(JSON.stringify(results.map((r) => r.statusCode)) + '\n')
   await app.close()

@@ -115,7 +115,7 @@ async function pluginTests (t: tap.Test, [one, two]: MemcachedServer[]): Promise
     })
   }
 
-  t.test('two apps with clients of their own and a second process, on two servers: no increment lost, every new session stored', async (t) => {
+  t.test('two apps with clients of their own and a second process, on two servers: no increment or distinct-key write lost, every new session stored', async (t) => {
     const own = [clientOn(t, [one, two]), clientOn(t, [one, two])]
     const apps = await Promise.all(own.map((client) => build({ store: new MemcachedStore({ client }) }, routes)))
     for (const app of apps) t.teardown(() => app.close())
@@ -131,7 +131,8 @@ async function pluginTests (t: tap.Test, [one, two]: MemcachedServer[]): Promise
     const exited = once(child, 'close')
     const results = [
       ...await together(50, (i) => post(apps[i % 2], '/increment', cookie)),
-      ...await Promise.all(Array.from({ length: 50 }, (_, i) => apps[i % 2].inject({ method: 'POST', url: '/login' })))
+      ...await Promise.all(Array.from({ length: 50 }, (_, i) => apps[i % 2].inject({ method: 'POST', url: '/login' }))),
+      ...await together(50, (i) => post(apps[i % 2], `/set/p${i}`, cookie))
     ]
     await exited
     const childStatuses = JSON.parse(output.split('\n')[1]) as number[]
@@ -140,13 +141,22 @@ async function pluginTests (t: tap.Test, [one, two]: MemcachedServer[]): Promise
     // that no increment is lost and none is applied twice.
     const increments = [...results.slice(0, 50).map((r) => r.statusCode), ...childStatuses.slice(0, 50)]
     t.same(increments.filter((s) => s !== 200 && s !== 409), [], 'every increment 200 or a 409 conflict')
-    t.same(results.slice(0, 50).filter((r) => r.statusCode === 409 && r.json().code !== 'FST_SESS_CONFLICT'), [])
-    t.same(childStatuses.slice(50).filter((s) => s !== 200), [], 'the second process created its 50 sessions')
-    t.same(results.slice(50).filter((r) => r.statusCode !== 200), [], 'this process created its 50 sessions')
+    t.same([...results.slice(0, 50), ...results.slice(100)].filter((r) => r.statusCode === 409 && r.json().code !== 'FST_SESS_CONFLICT'), [], 'this process\'s 409s are FST_SESS_CONFLICT')
+    t.same(childStatuses.slice(50, 100).filter((s) => s !== 200), [], 'the second process created its 50 sessions')
+    t.same(results.slice(50, 100).filter((r) => r.statusCode !== 200), [], 'this process created its 50 sessions')
     const applied = increments.filter((s) => s === 200).length
     t.comment(`increments answered 200: ${applied} of 100`)
     t.ok(applied >= 90, 'nearly all increments succeed')
-    t.equal((await dump(apps[0], cookie)).counter, applied, 'every increment answered 200 is counted once, and no other')
+    const data = await dump(apps[0], cookie)
+    t.equal(data.counter, applied, 'every increment answered 200 is counted once, and no other')
+    // Distinct keys merge; a write that still exhausts the retries answers 409 and sets nothing.
+    const writes = [...results.slice(100).map((r, i) => [`p${i}`, r.statusCode] as const), ...childStatuses.slice(100).map((s, i) => [`c${i}`, s] as const)]
+    t.equal(writes.length, 100)
+    t.same(writes.filter(([, s]) => s !== 200 && s !== 409), [], 'every distinct-key write 200 or a 409 conflict')
+    const written = writes.filter(([, s]) => s === 200).map(([key]) => key)
+    t.comment(`distinct-key writes answered 200: ${written.length} of 100`)
+    t.ok(written.length >= 90, 'nearly all distinct-key writes succeed')
+    t.same(Object.keys(data).filter((key) => /^[pc]\d+$/.test(key)).sort(), written.sort(), 'every key answered 200 is stored, and no other')
   })
 
   t.test('memcached holds digests, never a session id; with encryptAtRest, no plaintext', async (t) => {
