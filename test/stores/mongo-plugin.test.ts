@@ -174,7 +174,7 @@ function pluginTests (t: tap.Test, target: MongoTarget): void {
     const res = await app.inject({ method: 'POST', url: '/login' })
     t.same([res.statusCode, res.json().code], [503, UNAVAILABLE])
     t.notMatch(res.body, /IndexOptionsConflict|existing index/, 'MongoDB\'s error stays out of the reply')
-    t.match(JSON.stringify(lines), /caused by: MongoServerError: An existing index has the same name or key/, 'and is logged as the cause')
+    t.match(JSON.stringify(lines), /caused by: MongoServerError: /, 'and is logged as the cause')
     await collection.drop()
     t.same((await me(app, await login(app))).json(), { user: 'ada' }, 'the next request creates the indexes and works')
   })
