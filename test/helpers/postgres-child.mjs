@@ -1,16 +1,16 @@
 // A second application process on the same PostgreSQL table, for the two-process tests of
-// PostgresStore. It runs the built package, waits for "go" on stdin, then, COUNT requests at
-// once each time: update() increments of the session in COOKIE, writes of the distinct keys
-// child0, child1, … to that session, and new sessions. It prints one JSON line: each
-// request's outcome, "ok" or its error code.
+// PostgresStore. It runs the built package (storeTimeout STORE_TIMEOUT seconds), waits for
+// "go" on stdin, then sends COUNT requests at once each time: update() increments of the
+// session in COOKIE, writes of the distinct keys child0, child1, … to that session, and new
+// sessions. It prints one JSON line: each request's outcome, "ok" or its error code.
 import Fastify from 'fastify'
 import pg from 'pg'
 import fastifySessions, { PostgresStore } from '../../dist/index.mjs'
 
-const { PG_PORT, TABLE, COOKIE, COUNT, SECRET } = process.env
+const { PG_PORT, TABLE, COOKIE, COUNT, SECRET, STORE_TIMEOUT } = process.env
 const pool = new pg.Pool({ host: '127.0.0.1', port: Number(PG_PORT), user: 'postgres', database: 'postgres', max: 10 })
 const app = Fastify()
-await app.register(fastifySessions, { secret: SECRET, store: new PostgresStore({ pool, table: TABLE, prune: false }) })
+await app.register(fastifySessions, { secret: SECRET, storeTimeout: Number(STORE_TIMEOUT), store: new PostgresStore({ pool, table: TABLE, prune: false }) })
 app.post('/increment', async (req) => {
   await req.session.update((s) => { s.set('counter', (s.get('counter') ?? 0) + 1) })
   return 'ok'
