@@ -256,6 +256,27 @@ async function outageTests (t: tap.Test, server: MemcachedServer): Promise<void>
     return traffic.slowest503
   }
 
+  t.test('two servers, one killed: its sessions 503, the other\'s keep working; after its restart, fresh sessions', async (t) => {
+    const pair = await Promise.all([startMemcached(), startMemcached()])
+    t.teardown(async () => { await Promise.all(pair.map((s) => s.stop())) })
+    const prefix = freshPrefix()
+    const app = await build({ store: new MemcachedStore({ client: clientOn(t, pair, { timeout: 10, retries: 1 }), prefix }), storeTimeout }, routes)
+    t.teardown(() => app.close())
+    const [onKilled, onLive] = await sessionsOnEach(app, pair, prefix, 1)
+    const [killedUser, liveUser] = await Promise.all([onKilled, onLive].map(async (cookie) => (await me(app, cookie)).json()))
+    t.not(liveUser.user, null)
+    await pair[0].signal('SIGKILL')
+    const res = await me(app, onKilled)
+    t.same([res.statusCode, res.json().code], [503, UNAVAILABLE], 'a session on the killed server')
+    t.same((await me(app, onLive)).json(), liveUser, 'a session on the other server, as it was')
+    t.equal((await post(app, '/increment', onLive)).statusCode, 200, 'and it takes writes')
+    t.equal((await dump(app, onLive)).counter, 1)
+    await pair[0].restart()
+    await waitFor('the restarted server to answer', async () => (await me(app, onKilled)).statusCode === 200)
+    t.not(killedUser.user, null)
+    t.same((await me(app, onKilled)).json(), { user: null }, 'the restarted server kept nothing: a fresh session')
+  })
+
   t.test('SIGSTOP: 503 within storeTimeout; after SIGCONT the same sessions work again', async (t) => {
     const slowest = await underTraffic(() => server.signal('SIGSTOP'))
     t.ok(slowest < storeTimeout * 1000 + 1000, `every 503 within storeTimeout (slowest ${slowest} ms)`)

@@ -160,6 +160,28 @@ function casTests (t: tap.Test, server: MemcachedServer, client: memjs.Client): 
     t.same(quiet.sent, ['get', 'replace', 'delete'], 'a touch reads and rewrites; a destroy is one delete')
   })
 
+  t.test('writes are sent once (retries 1); reads and deletes with the client\'s own retries', async (t) => {
+    // [opcode, retries] of every request: 0 get, 2 add, 3 replace, 4 delete.
+    const sent: Array<[number, number | undefined]> = []
+    const store = new MemcachedStore({
+      client: {
+        get seq () { return client.seq },
+        incrSeq: () => client.incrSeq(),
+        perform (key, request, seq, callback, retries) {
+          sent.push([request[1], retries])
+          client.perform(key, request, seq, callback, retries)
+        }
+      }
+    })
+    const key = uniqueKey()
+    await store.set(key, record({ n: 1 }), 0)
+    await store.get(key)
+    await store.set(key, record({ n: 2 }, 2), 1)
+    await store.touch(key, Date.now() + 60_000)
+    await store.destroy(key)
+    t.same(sent, [[2, 1], [0, undefined], [3, 1], [0, undefined], [3, 1], [4, undefined]])
+  })
+
   t.test('a token made stale by a touch elsewhere: the write reads again and succeeds', async (t) => {
     const key = uniqueKey()
     const other = new MemcachedStore({ client })
