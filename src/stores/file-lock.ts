@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import { link, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
+import { link, rename, stat, unlink } from 'node:fs/promises'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { closeFile, inodeAt, inodeOf, isMissing, openFile, renameFile, unlinkFile, writeAll } from './file-io'
 
 // A lock across processes on one host, held in a lock file created exclusively. Node has no
 // flock(), so a lock file left by a process that died is a lease: once it is older than
@@ -18,14 +19,14 @@ export interface LockSettings {
 }
 
 /**
- * A lock this process holds: its file, open, and that file's inode. While the handle is
+ * A lock this process holds: its file, open, and that file's inode. While the file is
  * open the inode cannot be reused, so a lock file at `path` with another inode means the
  * lock was taken over (its holder looked dead). The inode is read while the holder goes on
  * with its work: it is needed only at the end.
  */
 export interface HeldLock {
   path: string
-  handle: FileHandle
+  fd: number
   ino: Promise<number>
   /** Set once the lock file was renamed into place or removed. */
   done: boolean
@@ -34,10 +35,6 @@ export interface HeldLock {
 /** A random name for a file of our own: 96 bits, so no two processes ever pick the same. */
 export function randomName (): string {
   return randomBytes(12).toString('hex')
-}
-
-export function isMissing (err: unknown): boolean {
-  return (err as NodeJS.ErrnoException).code === 'ENOENT'
 }
 
 /**
@@ -56,22 +53,27 @@ export async function acquireLock (path: string, settings: LockSettings, waitMs:
 }
 
 async function createLock (path: string): Promise<HeldLock | undefined> {
-  let handle
+  let fd
   try {
-    handle = await open(path, 'wx', 0o600)
+    fd = await openFile(path, 'wx', 0o600)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return undefined
     throw err
   }
-  const ino = handle.stat().then((s) => s.ino)
+  const ino = inodeOf(fd)
   // Awaited by whoever ends the lock; until then a failure must not count as unhandled.
   ino.catch(() => {})
-  return { path, handle, ino, done: false }
+  return { path, fd, ino, done: false }
+}
+
+/** Writes `text` into the held lock's file, which holds nothing before. */
+export function writeLock (held: HeldLock, text: string): Promise<void> {
+  return writeAll(held.fd, Buffer.from(text, 'utf8'))
 }
 
 async function stillHeld (held: HeldLock): Promise<boolean> {
-  const [current, ino] = await Promise.all([stat(held.path).catch(() => undefined), held.ino])
-  return current?.ino === ino
+  const [current, ino] = await Promise.all([inodeAt(held.path), held.ino])
+  return current === ino
 }
 
 /**
@@ -83,18 +85,22 @@ async function stillHeld (held: HeldLock): Promise<boolean> {
 export async function commitLock (held: HeldLock, target: string, writing?: Promise<void>): Promise<void> {
   const [ours] = await Promise.all([stillHeld(held), writing])
   if (!ours) throw new Error('the session lock was taken over before the write completed')
-  await rename(held.path, target)
+  await renameFile(held.path, target)
   held.done = true
 }
 
-/** Gives the lock up, unless another process took it over meanwhile: its lock stays. */
+/**
+ * Gives the lock up, unless another process took it over meanwhile: its lock stays. The
+ * file is closed only then (its inode must not be reused while the lock may be checked),
+ * and nobody waits for the close: the lock is given up by then.
+ */
 export async function releaseLock (held: HeldLock): Promise<void> {
   try {
     // A lock that cannot be removed is taken over after staleMs, like a dead holder's.
-    if (!held.done && await stillHeld(held)) await unlink(held.path).catch(() => {})
+    if (!held.done && await stillHeld(held)) await unlinkFile(held.path).catch(() => {})
     held.done = true
   } finally {
-    await held.handle.close()
+    closeFile(held.fd)
   }
 }
 

@@ -1,7 +1,6 @@
-import { open } from 'node:fs/promises'
 import { UnusableRecordError } from '../errors'
 import { parseJson } from '../json'
-import { isMissing } from './file-lock'
+import { readStart } from './file-io'
 
 // The record file of FileStore: one JSON header line (version, times, user), then the
 // data's JSON, which holds no raw line feed. Writes and the sweeper read the header alone.
@@ -15,20 +14,8 @@ export interface Header {
 
 /** The header line of a record file, or '' when there is none. */
 export async function readHead (file: string): Promise<string> {
-  let handle
-  try {
-    handle = await open(file, 'r')
-  } catch (err) {
-    if (isMissing(err)) return ''
-    throw err
-  }
-  try {
-    // Headers are about 150 bytes; one read of 1 KiB holds any this store writes.
-    const { buffer, bytesRead } = await handle.read(Buffer.alloc(1024), 0, 1024, 0)
-    return firstLine(buffer.toString('utf8', 0, bytesRead))
-  } finally {
-    await handle.close()
-  }
+  // Headers are about 150 bytes; one read of 1 KiB holds any this store writes.
+  return firstLine(await readStart(file, 1024))
 }
 
 /** The text before the first line feed; '' when there is none (not a record). */
@@ -59,14 +46,5 @@ export function dataOf (text: string): Record<string, unknown> {
     return parseJson(text) as Record<string, unknown>
   } catch (err) {
     throw new UnusableRecordError(`its data is not JSON (${(err as Error).message})`)
-  }
-}
-
-export async function syncDirectory (dir: string): Promise<void> {
-  const handle = await open(dir, 'r')
-  try {
-    await handle.sync()
-  } finally {
-    await handle.close()
   }
 }

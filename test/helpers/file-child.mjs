@@ -15,8 +15,8 @@ const files = new FileStore({ dir: DIR, lockStale: Number(LOCK_STALE ?? 10), swe
 let writes = 0
 let armed = false
 // The writer stops inside its write number WRITES, at STEP, and waits there to be killed:
-// the store's calls of node:fs/promises are looked up at each call, so wrapping them here
-// puts the stop between two of its file operations.
+// the store's calls of node:fs are looked up at each call, so wrapping them here puts the
+// stop between two of its file operations.
 const stops = new Set(['locked', 'half-written', 'before-rename', 'after-rename'])
 if (MODE === 'writer' && !stops.has(STEP)) throw new Error(`STEP must be one of ${[...stops].join(', ')}`)
 function stop (step) {
@@ -24,21 +24,37 @@ function stop (step) {
   process.stdout.write(`inside ${step}\n`)
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)
 }
-const fsp = createRequire(import.meta.url)('node:fs/promises')
-const real = { open: fsp.open, rename: fsp.rename }
-fsp.open = async (path, flags, mode) => {
-  const handle = await real.open(path, flags, mode)
-  if (flags !== 'wx' || !path.endsWith('.lock')) return handle
-  // The lock is taken once its file exists; the new record is then written into it.
-  stop('locked')
-  const writeFile = handle.writeFile.bind(handle)
-  handle.writeFile = async (text) => { await writeFile(text.slice(0, text.length / 2)); stop('half-written'); await writeFile(text.slice(text.length / 2)) }
-  return handle
+const fs = createRequire(import.meta.url)('node:fs')
+const real = { open: fs.open, write: fs.write, rename: fs.rename }
+// Lock files open, whose first write (the new record) is cut in two.
+const lockFiles = new Set()
+fs.open = (...args) => {
+  const callback = args.pop()
+  const [path, flags] = args
+  real.open(...args, (err, fd) => {
+    // The lock is taken once its file exists; the new record is then written into it.
+    if (err === null && flags === 'wx' && String(path).endsWith('.lock')) {
+      lockFiles.add(fd)
+      stop('locked')
+    }
+    callback(err, fd)
+  })
 }
-fsp.rename = async (from, to) => {
+fs.write = (fd, ...args) => {
+  if (!lockFiles.delete(fd)) return real.write(fd, ...args)
+  const [buffer, offset, length, position, callback] = args
+  // Half of it, reported as a short write: the store writes the rest with the next call.
+  real.write(fd, buffer, offset, Math.floor(length / 2), position, (err, written) => {
+    if (err === null) stop('half-written')
+    callback(err, written)
+  })
+}
+fs.rename = (from, to, callback) => {
   if (to.endsWith('.json')) stop('before-rename')
-  await real.rename(from, to)
-  if (to.endsWith('.json')) stop('after-rename')
+  real.rename(from, to, (err) => {
+    if (err === null && to.endsWith('.json')) stop('after-rename')
+    callback(err)
+  })
 }
 const store = {
   get: (key) => files.get(key),

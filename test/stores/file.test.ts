@@ -4,7 +4,7 @@ import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/p
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FileStore, type FileStoreOptions } from '../../src/index'
-import { acquireLock, commitLock, releaseLock, removeStaleLock } from '../../src/stores/file-lock'
+import { acquireLock, commitLock, releaseLock, removeStaleLock, writeLock } from '../../src/stores/file-lock'
 import { conformance } from '../../src/testing'
 import { heldTimers } from '../helpers/held-timers'
 import { record, uniqueKey } from '../helpers/record'
@@ -182,11 +182,11 @@ t.test('locks: one holder at a time, released or published only by its holder, a
   const second = await acquireLock(path, settings, 0)
   t.ok(second, 'taken over once the first is stale')
   const target = join(dir, 'x.json')
-  await first!.handle.writeFile('from the first holder')
+  await writeLock(first!, 'from the first holder')
   await t.rejects(commitLock(first!, target), { message: /taken over/ }, 'a holder taken over cannot publish')
   await releaseLock(first!)
   t.equal((await stat(path)).ino, await second!.ino, 'nor remove the lock that replaced it')
-  await second!.handle.writeFile('from the second holder')
+  await writeLock(second!, 'from the second holder')
   await commitLock(second!, target)
   await releaseLock(second!)
   t.equal(await readFile(target, 'utf8'), 'from the second holder', 'the holder publishes by renaming its lock file')
