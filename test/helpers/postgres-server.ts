@@ -92,6 +92,20 @@ export async function waitFor (what: string, check: () => Promise<boolean>, time
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
 }
 
+/** The server's processes: the postmaster, then the backends and workers it forked. */
+function processTree (pid: number): number[] {
+  const children = readdirSync('/proc').filter((entry) => /^\d+$/.test(entry)).map(Number).filter((child) => {
+    try {
+      // "pid (command) state ppid …"; the command may hold spaces and parentheses.
+      const stat = readFileSync(`/proc/${child}/stat`, 'utf8')
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid
+    } catch {
+      return false // gone meanwhile
+    }
+  })
+  return [pid, ...children]
+}
+
 export interface PostgresServer {
   port: number
   readonly pid: number
@@ -99,6 +113,12 @@ export interface PostgresServer {
   pool (config?: PoolConfig): Pool
   /** Ends the server: SIGQUIT is a crash (no checkpoint), SIGINT a clean fast shutdown. */
   kill (signal?: NodeJS.Signals): Promise<void>
+  /**
+   * SIGSTOP to the postmaster and every backend: connections stay open and calls hang, as
+   * behind a network partition. `thaw()` sends SIGCONT.
+   */
+  freeze (): Promise<void>
+  thaw (): Promise<void>
   /** Starts the same server again on the same port and data. */
   restart (): Promise<void>
   stop (): Promise<void>
@@ -163,6 +183,9 @@ export async function startPostgres (): Promise<PostgresServer> {
       return pool
     },
     kill,
+    // The postmaster first, so that it forks nothing the loop below would miss.
+    async freeze () { for (const pid of processTree(child.pid as number)) process.kill(pid, 'SIGSTOP') },
+    async thaw () { for (const pid of processTree(child.pid as number).reverse()) process.kill(pid, 'SIGCONT') },
     async restart () { child = await launch(dir, port) },
     async stop () {
       await Promise.all(pools.map((pool) => pool.end().catch(() => {})))

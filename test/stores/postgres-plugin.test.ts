@@ -54,6 +54,7 @@ if (!postgresUnavailable(t)) {
   t.test('PostgresStore through the plugin', async (t) => pluginTests(t, await server))
   const outage = startPostgres()
   t.teardown(async () => (await outage).stop())
+  t.test('PostgresStore: the server frozen: 503 by storeTimeout, the same sessions once it resumes', async (t) => frozenTest(t, await outage))
   t.test('PostgresStore: the server stopped mid-traffic', async (t) => outageTest(t, await outage))
 }
 
@@ -201,6 +202,28 @@ function badResponse (res: LightMyRequestResponse): string | undefined {
   if (res.statusCode === 200) return undefined
   if (res.statusCode === 503 && res.json().code === UNAVAILABLE) return undefined
   return `${res.statusCode} ${res.body}`
+}
+
+async function frozenTest (t: tap.Test, server: PostgresServer): Promise<void> {
+  // pg has no query timeout by default: a call to a frozen server ends only by storeTimeout.
+  const { store } = await tableStore(server.pool())
+  const storeTimeout = 0.5
+  const app = await build({ store, storeTimeout }, routes)
+  t.teardown(() => app.close())
+  const cookies = await Promise.all(['a', 'b', 'c'].map((user) => login(app, user)))
+  await server.freeze()
+  try {
+    for (const cookie of cookies) {
+      t.match((await me(app, cookie)).json(), { code: UNAVAILABLE, message: /timed out after 0\.5 s/ }, 'a 503 bounded by storeTimeout')
+    }
+    t.equal((await app.inject('/anon')).statusCode, 200, 'requests without a session still work')
+  } finally {
+    await server.thaw()
+  }
+  const users = async (): Promise<string> => JSON.stringify(await Promise.all(cookies.map(async (cookie) => (await me(app, cookie)).json())))
+  await waitFor('the same sessions to answer again', async () => await users() === JSON.stringify([{ user: 'a' }, { user: 'b' }, { user: 'c' }]))
+  const cookie = await login(app, 'after')
+  t.same((await me(app, cookie)).json(), { user: 'after' }, 'new sessions work, without restarting the app')
 }
 
 async function outageTest (t: tap.Test, server: PostgresServer): Promise<void> {
