@@ -172,12 +172,16 @@ async function pluginTests (t: tap.Test, server: PostgresServer): Promise<void> 
     const { lines, logger } = logLines('warn')
     const app = await build({ store }, routes, { logger })
     t.teardown(() => app.close())
-    const cookie = await login(app)
-    await pool.query(`UPDATE ${table} SET data = '{"user":' `)
-    const res = await me(app, cookie)
-    t.same([res.statusCode, res.json()], [200, { user: null }])
-    t.equal(sessionWarnings(lines).length, 1)
-    t.same(await rowsOf(pool, table), [], 'the row is deleted')
+    // Not JSON, JSON that is not an object, a version no write makes.
+    const corruptions = ["data = '{\"user\":'", "data = 'null'", "data = '[\"ada\"]'", "data = '\"ada\"'", 'version = -1']
+    for (const [i, corruption] of corruptions.entries()) {
+      const cookie = await login(app)
+      await pool.query(`UPDATE ${table} SET ${corruption}`)
+      const res = await me(app, cookie)
+      t.same([res.statusCode, res.json()], [200, { user: null }], corruption)
+      t.equal(sessionWarnings(lines).length, i + 1, `${corruption}: a warn line`)
+      t.same(await rowsOf(pool, table), [], `${corruption}: the row is deleted`)
+    }
   })
 
   revocationScenarios(t, {
