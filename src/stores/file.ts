@@ -27,6 +27,9 @@ const KEY = /^[A-Za-z0-9_-]{43}$/
 const SHARD = /^[A-Za-z0-9_-]{2}$/
 const DATA_FILE = /^[A-Za-z0-9_-]{43}\.json$/
 const LOCK_FILE = /^[A-Za-z0-9_-]{43}\.lock$/
+// How many keys the store remembers the last version it wrote of (see set()): the keys of
+// the writes of the last moments, which is where a queued write finds its copy outdated.
+const PUBLISHED_KEYS = 1024
 // The plugin cannot tell a store that a request gave up on it: a write waits for a
 // session's lock as long as a request waits by default, then fails without writing.
 const LOCK_WAIT_MS = DEFAULT_STORE_TIMEOUT * 1000
@@ -59,6 +62,8 @@ export class FileStore implements SessionStore {
   #onError: (err: Error) => void
   // Directories this store made or found: a write checks for them once, not every time.
   #dirs = new Set<string>()
+  // The version this store last wrote, by key, oldest first; a hint, never an answer.
+  #published = new Map<string, number>()
   #timer: NodeJS.Timeout | undefined
   #sweeping: Promise<void> | undefined
   #closed = false
@@ -94,14 +99,25 @@ export class FileStore implements SessionStore {
   async set (key: string, record: SessionRecord, expectedVersion: number): Promise<boolean> {
     const { version, createdAt, expiresAt, user } = record
     const text = JSON.stringify({ version, createdAt, expiresAt, user }) + '\n' + JSON.stringify(record.data)
-    return await this.#locked(key, 'write', async (file, lock) => {
-      if ((live(headerOf(await readHead(file)))?.version ?? 0) !== expectedVersion) return false
+    // A write that expects another version than the one this store wrote last of the key is
+    // most likely a loser: the plugin queues a session's writes, and the one queued behind
+    // another holds the copy from before it. Its header is read first without the lock, and
+    // a version other than the one expected answers false then and there: the read sees one
+    // published record, whole, so that is the record the compare-and-set found. Anything else
+    // goes on under the lock as usual.
+    const last = this.#published.get(key)
+    if (last !== undefined && last !== expectedVersion && await this.#storedVersion(this.#file(key)) !== expectedVersion) return false
+    const stored = await this.#locked(key, 'write', async (file, lock) => {
+      if (await this.#storedVersion(file) !== expectedVersion) return false
       await this.#publish(lock, file, text)
       return true
     })
+    if (stored) this.#remember(key, version)
+    return stored
   }
 
   async destroy (key: string): Promise<void> {
+    this.#published.delete(key)
     await this.#locked(key, 'delete', (file) => unlinkFile(file))
   }
 
@@ -142,6 +158,17 @@ export class FileStore implements SessionStore {
     this.#closed = true
     clearTimeout(this.#timer)
     await this.#sweeping
+  }
+
+  // An expired record and an unreadable one count as missing (version 0).
+  async #storedVersion (file: string): Promise<number> {
+    return live(headerOf(await readHead(file)))?.version ?? 0
+  }
+
+  #remember (key: string, version: number): void {
+    this.#published.delete(key)
+    this.#published.set(key, version)
+    if (this.#published.size > PUBLISHED_KEYS) this.#published.delete(this.#published.keys().next().value as string)
   }
 
   #file (key: string): string {

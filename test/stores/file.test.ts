@@ -169,6 +169,26 @@ t.test('a lock left by a dead writer is taken over once older than lockStale; a 
   t.same(await tree(shardOf(dir, key)), [`${key}.json`], 'the dead lock and its moved-aside copy are gone')
 })
 
+t.test('a write expecting an older version than the store last wrote is answered from the record, without the lock', async (t) => {
+  const dir = freshDir()
+  const files = new FileStore({ dir, sweepInterval: false })
+  const other = new FileStore({ dir, sweepInterval: false })
+  const key = uniqueKey()
+  t.equal(await files.set(key, record({ v: 1 }), 0), true)
+  t.equal(await files.set(key, record({ v: 2 }, 2), 1), true)
+  const lock = join(shardOf(dir, key), `${key}.lock`)
+  await writeFile(lock, 'a live writer\n')
+  t.equal(await files.set(key, record({ outdated: true }, 2), 1), false, 'no wait for the held lock')
+  t.equal(await readFile(lock, 'utf8'), 'a live writer\n', 'which stays as it was')
+  await rm(lock)
+  // Another process replaced the record with a new one at version 1: the version this store
+  // remembers is wrong, and the write goes on under the lock.
+  await other.destroy(key)
+  t.equal(await other.set(key, record({ v: 1, again: true }), 0), true)
+  t.equal(await files.set(key, record({ v: 2, again: true }, 2), 1), true)
+  t.same((await files.get(key))?.data, { v: 2, again: true })
+})
+
 t.test('locks: one holder at a time, released or published only by its holder, a moved live lock is put back', async (t) => {
   const dir = freshDir()
   await mkdir(dir)
