@@ -1,6 +1,6 @@
 import { UnusableRecordError } from '../errors'
 import { parseJson } from '../json'
-import { readStart } from './file-io'
+import { readStart, type ReadBuffers } from './file-io'
 
 // The record file of FileStore: one JSON header line (version, times, user), then the
 // data's JSON, which holds no raw line feed. Writes and the sweeper read the header alone.
@@ -13,9 +13,9 @@ export interface Header {
 }
 
 /** The header line of a record file, or '' when there is none. */
-export async function readHead (file: string): Promise<string> {
+export async function readHead (file: string, buffers: ReadBuffers): Promise<string> {
   // Headers are about 150 bytes; one read of 1 KiB holds any this store writes.
-  return firstLine(await readStart(file, 1024))
+  return firstLine(await readStart(file, 1024, buffers))
 }
 
 /** The text before the first line feed; '' when there is none (not a record). */

@@ -4,7 +4,7 @@ import { InvalidStoreKeyError, StoreUnavailableError, UnusableRecordError } from
 import { DEFAULT_STORE_TIMEOUT } from '../options'
 import type { SessionRecord, SessionStore } from '../store'
 import { bool, fail, knownKeys, plainObject, seconds } from '../validate'
-import { isMissing, readText, syncDirectory, syncFile, unlinkFile } from './file-io'
+import { isMissing, ReadBuffers, readText, syncDirectory, syncFile, unlinkFile } from './file-io'
 import { acquireLock, commitLock, releaseLock, removeStaleLock, writeLock, type HeldLock, type LockSettings } from './file-lock'
 import { dataOf, firstLine, headerOf, live, readHead } from './file-record'
 
@@ -64,6 +64,7 @@ export class FileStore implements SessionStore {
   #dirs = new Set<string>()
   // The version this store last wrote, by key, oldest first; a hint, never an answer.
   #published = new Map<string, number>()
+  #buffers = new ReadBuffers()
   #timer: NodeJS.Timeout | undefined
   #sweeping: Promise<void> | undefined
   #closed = false
@@ -87,7 +88,7 @@ export class FileStore implements SessionStore {
   }
 
   async get (key: string): Promise<SessionRecord | undefined> {
-    const text = await readText(this.#file(key))
+    const text = await readText(this.#file(key), this.#buffers)
     if (text === undefined) return undefined
     const split = text.indexOf('\n')
     const header = headerOf(firstLine(text))
@@ -124,7 +125,7 @@ export class FileStore implements SessionStore {
   // The data is copied as it is stored, so only the header is rewritten.
   async touch (key: string, expiresAt: number): Promise<boolean> {
     return await this.#locked(key, 'touch', async (file, lock) => {
-      const text = await readText(file) ?? ''
+      const text = await readText(file, this.#buffers) ?? ''
       const header = live(headerOf(firstLine(text)))
       if (header === undefined) return false
       await this.#publish(lock, file, JSON.stringify({ ...header, expiresAt }) + text.slice(text.indexOf('\n')))
@@ -162,7 +163,7 @@ export class FileStore implements SessionStore {
 
   // An expired record and an unreadable one count as missing (version 0).
   async #storedVersion (file: string): Promise<number> {
-    return live(headerOf(await readHead(file)))?.version ?? 0
+    return live(headerOf(await readHead(file, this.#buffers)))?.version ?? 0
   }
 
   #remember (key: string, version: number): void {
@@ -231,11 +232,11 @@ export class FileStore implements SessionStore {
 
   // Checked again under the session's lock: a writer may have brought it back meanwhile.
   async #sweepRecord (file: string): Promise<number> {
-    if (live(headerOf(await readHead(file))) !== undefined) return 0
+    if (live(headerOf(await readHead(file, this.#buffers))) !== undefined) return 0
     const held = await acquireLock(file.replace(/json$/, 'lock'), this.#lock, 0)
     if (held === undefined) return 0
     try {
-      if (live(headerOf(await readHead(file))) !== undefined) return 0
+      if (live(headerOf(await readHead(file, this.#buffers))) !== undefined) return 0
       await rm(file, { force: true })
       return 1
     } finally {

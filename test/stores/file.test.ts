@@ -140,6 +140,19 @@ t.test('a file that is not a record: get rejects as unusable, touch misses it, a
   await t.rejects(files.get(key), { code: 'FST_SESS_UNUSABLE_RECORD', message: /its data is not JSON/ })
 })
 
+t.test('records around the size of one read, read at once, each come back whole and its own', async (t) => {
+  const dir = freshDir()
+  const files = new FileStore({ dir, sweepInterval: false })
+  // Files from under 4 KiB to over it, byte by byte: one read, one read that fills its
+  // buffer exactly, and a read of the rest.
+  const written = Array.from({ length: 160 }, (_, i) => ({ key: uniqueKey(), data: { pad: String(i % 10).repeat(3940 + i) } }))
+  await Promise.all(written.map(({ key, data }) => files.set(key, record(data), 0)))
+  const sizes = await Promise.all(written.map(({ key }) => stat(join(shardOf(dir, key), `${key}.json`)).then((s) => s.size)))
+  t.ok(sizes.includes(4095) && sizes.includes(4096) && sizes.includes(4097), 'sizes on both sides of 4 KiB')
+  const read = await Promise.all(written.map(({ key }) => files.get(key)))
+  t.same(read.map((r) => r?.data), written.map(({ data }) => data))
+})
+
 t.test('a directory removed under a running store comes back with the next write', async (t) => {
   const dir = freshDir()
   const files = new FileStore({ dir, sweepInterval: false })
