@@ -27,8 +27,9 @@ const KEY = /^[A-Za-z0-9_-]{43}$/
 const SHARD = /^[A-Za-z0-9_-]{2}$/
 const DATA_FILE = /^[A-Za-z0-9_-]{43}\.json$/
 const LOCK_FILE = /^[A-Za-z0-9_-]{43}\.lock$/
-// How many keys the store remembers the last version it wrote of (see set()): the keys of
-// the writes of the last moments, which is where a queued write finds its copy outdated.
+// How many keys the store remembers the newest version it saw of (see set()): the keys of
+// the reads and writes of the last moments, which is where a queued write finds its copy
+// outdated.
 const PUBLISHED_KEYS = 1024
 // The plugin cannot tell a store that a request gave up on it: a write waits for a
 // session's lock as long as a request waits by default, then fails without writing.
@@ -62,7 +63,8 @@ export class FileStore implements SessionStore {
   #onError: (err: Error) => void
   // Directories this store made or found: a write checks for them once, not every time.
   #dirs = new Set<string>()
-  // The version this store last wrote, by key, oldest first; a hint, never an answer.
+  // The newest version this store read or wrote, by key, least recent first; a hint, never
+  // an answer.
   #published = new Map<string, number>()
   #buffers = new ReadBuffers()
   #timer: NodeJS.Timeout | undefined
@@ -94,18 +96,22 @@ export class FileStore implements SessionStore {
     const header = headerOf(firstLine(text))
     if (header === undefined) throw new UnusableRecordError('its file is not one FileStore wrote')
     if (header.expiresAt <= Date.now()) return undefined
-    return { ...header, data: dataOf(text.slice(split + 1)) }
+    const data = dataOf(text.slice(split + 1))
+    // A read may end after a write of this process that began later: the newer one stays.
+    if (!(header.version < (this.#published.get(key) ?? 0))) this.#remember(key, header.version)
+    return { ...header, data }
   }
 
   async set (key: string, record: SessionRecord, expectedVersion: number): Promise<boolean> {
     const { version, createdAt, expiresAt, user } = record
     const text = JSON.stringify({ version, createdAt, expiresAt, user }) + '\n' + JSON.stringify(record.data)
-    // A write that expects another version than the one this store wrote last of the key is
-    // most likely a loser: the plugin queues a session's writes, and the one queued behind
-    // another holds the copy from before it. Its header is read first without the lock, and
-    // a version other than the one expected answers false then and there: the read sees one
-    // published record, whole, so that is the record the compare-and-set found. Anything else
-    // goes on under the lock as usual.
+    // A write that expects another version than the newest this store read or wrote of the
+    // key is most likely a loser: the plugin queues a session's writes, and the one queued
+    // behind another holds the copy from before it. Its header is read first without the lock,
+    // and a version other than the one expected answers false then and there: the read sees
+    // one published record, whole, so that is the record the compare-and-set found. Anything
+    // else goes on under the lock as usual. Reads count too, so that a session written by
+    // turns from several processes costs no extra read.
     const last = this.#published.get(key)
     if (last !== undefined && last !== expectedVersion && await this.#storedVersion(this.#file(key)) !== expectedVersion) return false
     const stored = await this.#locked(key, 'write', async (file, lock) => {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import fs, { existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -182,7 +182,7 @@ t.test('a lock left by a dead writer is taken over once older than lockStale; a 
   t.same(await tree(shardOf(dir, key)), [`${key}.json`], 'the dead lock and its moved-aside copy are gone')
 })
 
-t.test('a write expecting an older version than the store last wrote is answered from the record, without the lock', async (t) => {
+t.test('a write expecting an older version than the newest the store read or wrote is answered from the record, without the lock', async (t) => {
   const dir = freshDir()
   const files = new FileStore({ dir, sweepInterval: false })
   const other = new FileStore({ dir, sweepInterval: false })
@@ -200,6 +200,16 @@ t.test('a write expecting an older version than the store last wrote is answered
   t.equal(await other.set(key, record({ v: 1, again: true }), 0), true)
   t.equal(await files.set(key, record({ v: 2, again: true }, 2), 1), true)
   t.same((await files.get(key))?.data, { v: 2, again: true })
+  // Written by the other process, then read here: a write expecting that version reads the
+  // header once, under the lock, as sessions written by turns from several processes do.
+  t.equal(await other.set(key, record({ v: 3 }, 3), 2), true)
+  t.equal((await files.get(key))?.version, 3)
+  const real = fs.open
+  let reads = 0
+  ;(fs as { open: unknown }).open = (...args: unknown[]) => { if (args[1] === 'r') reads++; return (real as (...a: unknown[]) => unknown)(...args) }
+  t.teardown(() => { fs.open = real })
+  t.equal(await files.set(key, record({ v: 4 }, 4), 3), true)
+  t.equal(reads, 1, 'one header read')
 })
 
 t.test('locks: one holder at a time, released or published only by its holder, a moved live lock is put back', async (t) => {
