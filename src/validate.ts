@@ -7,6 +7,15 @@ import { ExpressStoreError, InvalidOptionError } from './errors'
 
 // setTimeout cannot wait longer than this many seconds (2^31 - 1 ms).
 export const MAX_TIMER_SECONDS = 2_147_483
+
+/**
+ * A randomized wait of `ms` times 0.5 to 1.5 (so that processes started together spread
+ * out), cut to what setTimeout can hold: it runs a longer delay after 1 ms instead, and
+ * the longest interval the options accept, drawn up to one and a half times, is longer.
+ */
+export function spreadDelay (ms: number): number {
+  return Math.min(ms * (0.5 + Math.random()), 2 ** 31 - 1)
+}
 // Browsers cap a cookie's lifetime at 400 days; a longer one is a mistake, most often
 // milliseconds given where seconds are meant.
 export const MAX_COOKIE_SECONDS = 400 * 86_400

@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path'
 import { InvalidStoreKeyError, StoreUnavailableError, UnusableRecordError } from '../errors'
 import { DEFAULT_STORE_TIMEOUT } from '../options'
 import type { SessionRecord, SessionStore } from '../store'
-import { bool, fail, knownKeys, plainObject, seconds } from '../validate'
+import { bool, fail, knownKeys, plainObject, seconds, spreadDelay } from '../validate'
 import { isMissing, ReadBuffers, readText, syncDirectory, syncFile, unlinkFile } from './file-io'
 import { acquireLock, commitLock, releaseLock, removeStaleLock, writeLock, type HeldLock, type LockSettings } from './file-lock'
 import { dataOf, firstLine, headerOf, live, readHead } from './file-record'
@@ -260,7 +260,7 @@ export class FileStore implements SessionStore {
   // a half times the interval, so that processes started together spread out.
   #schedule (): void {
     if (this.#sweepMs === false || this.#closed) return
-    this.#timer = setTimeout(() => this.#sweepPass(), this.#sweepMs * (0.5 + Math.random())).unref()
+    this.#timer = setTimeout(() => this.#sweepPass(), spreadDelay(this.#sweepMs)).unref()
   }
 
   #sweepPass (): Promise<void> {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { parseJson } from '../json'
 import { UnusableRecordError } from '../errors'
 import type { SessionRecord, SessionStore, UserSession } from '../store'
-import { bool, fail, knownKeys, methods, plainObject, seconds } from '../validate'
+import { bool, fail, knownKeys, methods, plainObject, seconds, spreadDelay } from '../validate'
 import { statements, tableName, type Statements } from './postgres-sql'
 
 /** What a query resolves: `pg`'s result, or an adapter's (postgres.js: see the README). */
@@ -50,10 +50,6 @@ interface Settings {
 
 // Rows deleted per prune statement: short transactions, few locks held at once.
 const PRUNE_BATCH = 1000
-
-// setTimeout runs a longer delay after 1 ms instead, and the longest `prune` the option
-// accepts, drawn up to one and a half times, would be longer: such a wait is cut to this.
-const MAX_DELAY_MS = 2 ** 31 - 1
 
 function warn (err: Error): void {
   process.emitWarning(`fastify-sessions: PostgresStore could not prune expired sessions: ${err.message}`, 'FastifySessionsWarning')
@@ -181,7 +177,7 @@ export class PostgresStore implements SessionStore {
   // half to one and a half times the interval, so that processes started together spread out.
   #schedule (): void {
     if (this.#pruneMs === false || this.#closed) return
-    const delay = Math.min(this.#pruneMs * (0.5 + Math.random()), MAX_DELAY_MS)
+    const delay = spreadDelay(this.#pruneMs)
     this.#timer = setTimeout(() => this.#prunePass(), delay).unref()
   }
 

@@ -319,6 +319,15 @@ t.test('the sweep timer runs at a randomized interval, unref\'d, until close()',
   t.equal(started.length, 2, 'a pass after close() schedules nothing more')
 })
 
+t.test('the longest sweep interval accepted waits at most what setTimeout can hold', async (t) => {
+  // A longer delay would make setTimeout fire after 1 ms: a sweep after every sweep.
+  const { started } = heldTimers(t)
+  t.capture(Math, 'random', () => 0.999)
+  const files = new FileStore({ dir: freshDir(), sweepInterval: 2_147_483 })
+  t.equal(started[0].ms, 2 ** 31 - 1)
+  await files.close()
+})
+
 t.test('sweepInterval: false starts no timer; a failed pass goes to onError or a warning, never throws', async (t) => {
   const { started } = heldTimers(t)
   await (new FileStore({ dir: freshDir(), sweepInterval: false })).close()
