@@ -24,6 +24,16 @@ export function openFile (path: string, flags: string, mode?: number): Promise<n
   return promised((done) => open(path, flags, mode, done))
 }
 
+/** `path` opened for reading, or undefined when there is no such file. */
+async function openIfPresent (path: string): Promise<number | undefined> {
+  try {
+    return await openFile(path, 'r')
+  } catch (err) {
+    if (isMissing(err)) return undefined
+    throw err
+  }
+}
+
 /**
  * Closes `fd` without anyone waiting for it: called once a file has given what it was
  * opened for (read, or renamed into place), when its close can no longer change an outcome.
@@ -101,13 +111,8 @@ export class ReadBuffers {
  * one record, whole.
  */
 export async function readText (path: string, buffers: ReadBuffers): Promise<string | undefined> {
-  let fd
-  try {
-    fd = await openFile(path, 'r')
-  } catch (err) {
-    if (isMissing(err)) return undefined
-    throw err
-  }
+  const fd = await openIfPresent(path)
+  if (fd === undefined) return undefined
   const first = buffers.take()
   try {
     const length = await readAt(fd, first, 0, first.length, 0)
@@ -134,13 +139,8 @@ async function readRest (fd: number, first: Buffer): Promise<string> {
 
 /** Up to `length` bytes (at most a read buffer's) from the start of the file at `path`; '' when there is none. */
 export async function readStart (path: string, length: number, buffers: ReadBuffers): Promise<string> {
-  let fd
-  try {
-    fd = await openFile(path, 'r')
-  } catch (err) {
-    if (isMissing(err)) return ''
-    throw err
-  }
+  const fd = await openIfPresent(path)
+  if (fd === undefined) return ''
   const buffer = buffers.take()
   try {
     return buffer.toString('utf8', 0, await readAt(fd, buffer, 0, Math.min(length, buffer.length), 0))

@@ -6,7 +6,7 @@ import type { SessionRecord, SessionStore } from '../store'
 import { bool, fail, knownKeys, plainObject, seconds, spreadDelay } from '../validate'
 import { isMissing, ReadBuffers, readText, syncDirectory, syncFile, unlinkFile } from './file-io'
 import { acquireLock, commitLock, releaseLock, removeStaleLock, writeLock, type HeldLock, type LockSettings } from './file-lock'
-import { dataOf, firstLine, headerOf, live, readHead } from './file-record'
+import { dataOf, firstLine, headerOf, live, readHead, type Header } from './file-record'
 
 export interface FileStoreOptions {
   /** The directory of the sessions, created (mode 0700) when missing. On a local filesystem. */
@@ -98,7 +98,7 @@ export class FileStore implements SessionStore {
     if (header.expiresAt <= Date.now()) return undefined
     const data = dataOf(text.slice(split + 1))
     // A read may end after a write of this process that began later: the newer one stays.
-    if (!(header.version < (this.#published.get(key) ?? 0))) this.#remember(key, header.version)
+    if (header.version >= (this.#published.get(key) ?? 0)) this.#remember(key, header.version)
     return { ...header, data }
   }
 
@@ -169,7 +169,11 @@ export class FileStore implements SessionStore {
 
   // An expired record and an unreadable one count as missing (version 0).
   async #storedVersion (file: string): Promise<number> {
-    return live(headerOf(await readHead(file, this.#buffers)))?.version ?? 0
+    return (await this.#liveHeader(file))?.version ?? 0
+  }
+
+  async #liveHeader (file: string): Promise<Header | undefined> {
+    return live(headerOf(await readHead(file, this.#buffers)))
   }
 
   #remember (key: string, version: number): void {
@@ -238,11 +242,11 @@ export class FileStore implements SessionStore {
 
   // Checked again under the session's lock: a writer may have brought it back meanwhile.
   async #sweepRecord (file: string): Promise<number> {
-    if (live(headerOf(await readHead(file, this.#buffers))) !== undefined) return 0
+    if (await this.#liveHeader(file) !== undefined) return 0
     const held = await acquireLock(file.replace(/json$/, 'lock'), this.#lock, 0)
     if (held === undefined) return 0
     try {
-      if (live(headerOf(await readHead(file, this.#buffers))) !== undefined) return 0
+      if (await this.#liveHeader(file) !== undefined) return 0
       await rm(file, { force: true })
       return 1
     } finally {

@@ -270,22 +270,24 @@ function expiryTests (t: tap.Test, target: MongoTarget): void {
 function serverTests (t: tap.Test, target: MongoTarget): void {
   const server = target.server as NonNullable<MongoTarget['server']>
 
-  t.test('the test server deletes what its TTL index says has expired, and only that', async (t) => {
+  // One expired document and one live one, in a fresh collection.
+  async function goneAndKept (): Promise<{ collection: ReturnType<MongoTarget['collection']>, kept: string }> {
     const collection = target.collection()
     const store = new MongoStore({ collection })
     const [gone, kept] = [uniqueKey(), uniqueKey()]
     await store.set(gone, record({}, 1, -1), 0)
     await store.set(kept, record({}), 0)
+    return { collection, kept }
+  }
+
+  t.test('the test server deletes what its TTL index says has expired, and only that', async (t) => {
+    const { collection, kept } = await goneAndKept()
     server.expire()
     t.same((await collection.find({}).toArray()).map((d) => d._id), [kept])
   })
 
   t.test('the test server also deletes expired documents on its own, every ttlPeriodMs', async (t) => {
-    const collection = target.collection()
-    const store = new MongoStore({ collection })
-    const [gone, kept] = [uniqueKey(), uniqueKey()]
-    await store.set(gone, record({}, 1, -1), 0)
-    await store.set(kept, record({}), 0)
+    const { collection, kept } = await goneAndKept()
     await waitFor('the TTL pass', async () => (await collection.find({}).toArray()).length === 1)
     t.same((await collection.find({}).toArray()).map((d) => d._id), [kept])
   })
