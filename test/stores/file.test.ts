@@ -212,6 +212,26 @@ t.test('a write expecting an older version than the newest the store read or wro
   t.equal(reads, 1, 'one header read')
 })
 
+t.test('file operations: a read is an open and a read, a write the README\'s five in a row, 12 trips in all', async (t) => {
+  const files = store()
+  const key = uniqueKey()
+  t.equal(await files.set(key, record({ n: 1 }), 0), true)
+  const calls: string[] = []
+  for (const name of ['open', 'read', 'write', 'close', 'fstat', 'stat', 'rename', 'fsync', 'unlink'] as const) {
+    const real = fs[name] as (...args: unknown[]) => unknown
+    t.capture(fs, name, ((...args: unknown[]) => { calls.push(name); return real(...args) }) as never)
+  }
+  const loaded = await files.get(key)
+  t.same(calls.filter((name) => name !== 'close'), ['open', 'read'], 'a read: open, read')
+  t.equal(await files.set(key, record({ n: 2 }, 2), loaded!.version), true)
+  // Closes are not waited for: let them run before counting.
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(calls.slice(3).filter((name) => name !== 'close').sort(), ['fstat', 'open', 'open', 'read', 'rename', 'stat', 'write'],
+    'a write: create the lock (and its inode alongside), read the header (open, read), write the record (and check the lock alongside), rename')
+  t.equal(calls.length, 12, 'a read and a write: 12 trips')
+  t.equal(calls.filter((name) => name === 'close').length, 3, 'three of them closes nobody waits for')
+})
+
 t.test('locks: one holder at a time, released or published only by its holder, a moved live lock is put back', async (t) => {
   const dir = freshDir()
   await mkdir(dir)
