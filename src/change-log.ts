@@ -1,11 +1,35 @@
 import { parseJson, toJson } from './json'
 
 const DELETED = Symbol('deleted')
-// What a read of a missing key is recorded as: JSON never produces an empty string.
-const ABSENT = ''
+// What a read of a missing key is recorded as.
+const ABSENT = Symbol('absent')
 
-function jsonOf (data: Record<string, unknown>, key: string): string {
-  return Object.hasOwn(data, key) ? toJson(key, data[key]) : ABSENT
+/** How an object read looked then: its JSON, since it can change in place. */
+class Snapshot {
+  readonly json: string
+  constructor (json: string) {
+    this.json = json
+  }
+}
+
+/**
+ * What a key holds now, as a read records it: a primitive as itself (it cannot change in
+ * place, and comparing it costs nothing), an object as its JSON. A number JSON cannot hold
+ * reads back as null, and is recorded so.
+ */
+type Before = string | number | boolean | null | typeof ABSENT | Snapshot
+
+function snapshot (data: Record<string, unknown>, key: string): Before {
+  if (!Object.hasOwn(data, key)) return ABSENT
+  const value = data[key]
+  if (value === null || typeof value !== 'object') return typeof value === 'number' && !Number.isFinite(value) ? null : value as Before
+  return new Snapshot(toJson(key, value))
+}
+
+// Whether `data` holds `key` as `before` recorded it.
+function unchanged (data: Record<string, unknown>, key: string, before: Before): boolean {
+  if (!(before instanceof Snapshot)) return snapshot(data, key) === before
+  return Object.hasOwn(data, key) && toJson(key, data[key]) === before.json
 }
 
 // Defined, not assigned: a key read from stored data may be `__proto__`, and assigning it
@@ -24,7 +48,7 @@ export class ChangeLog {
   #cleared = false
   // Both created on first use: most requests read one key or none, and write nothing.
   #writes: Map<string, unknown> | undefined
-  #reads: Map<string, string> | undefined
+  #reads: Map<string, Before> | undefined
   // Whether any value read is an object, the only kind that can change in place.
   #readObjects = false
 
@@ -40,9 +64,9 @@ export class ChangeLog {
   read (data: Record<string, unknown>, key: string): void {
     if (this.#reads?.has(key) === true || this.touches(key)) return
     this.#reads ??= new Map()
-    this.#reads.set(key, jsonOf(data, key))
-    const value = data[key]
-    if (value !== null && typeof value === 'object') this.#readObjects = true
+    const before = snapshot(data, key)
+    this.#reads.set(key, before)
+    if (before instanceof Snapshot) this.#readObjects = true
   }
 
   set (key: string, value: unknown): void {
@@ -64,9 +88,9 @@ export class ChangeLog {
   detectMutations (data: Record<string, unknown>): void {
     if (this.#reads === undefined || !this.#readObjects) return
     for (const [key, before] of this.#reads) {
+      if (!(before instanceof Snapshot) || this.touches(key) || !Object.hasOwn(data, key)) continue
       const value = data[key]
-      if (this.touches(key) || value === null || typeof value !== 'object' || !Object.hasOwn(data, key)) continue
-      if (toJson(key, value) !== before) this.set(key, value)
+      if (value !== null && typeof value === 'object' && toJson(key, value) !== before.json) this.set(key, value)
     }
   }
 
@@ -85,7 +109,12 @@ export class ChangeLog {
   committed (data: Record<string, unknown>): void {
     this.#cleared = false
     this.#writes = undefined
-    for (const key of this.#reads?.keys() ?? []) this.#reads?.set(key, jsonOf(data, key))
+    this.#readObjects = false
+    for (const key of this.#reads?.keys() ?? []) {
+      const before = snapshot(data, key)
+      this.#reads?.set(key, before)
+      if (before instanceof Snapshot) this.#readObjects = true
+    }
   }
 
   /**
@@ -93,10 +122,10 @@ export class ChangeLog {
    * copy of the data taken then, whose objects may have been changed through `get()`.
    */
   undoMutations (before: Record<string, unknown>): Record<string, unknown> {
-    for (const [key, json] of this.#reads ?? []) {
+    for (const [key, read] of this.#reads ?? []) {
+      if (!(read instanceof Snapshot) || !Object.hasOwn(before, key)) continue
       const value = before[key]
-      if (json === ABSENT || value === null || typeof value !== 'object' || !Object.hasOwn(before, key)) continue
-      if (toJson(key, value) !== json) put(before, key, parseJson(json))
+      if (value !== null && typeof value === 'object' && toJson(key, value) !== read.json) put(before, key, parseJson(read.json))
     }
     return before
   }
@@ -104,7 +133,7 @@ export class ChangeLog {
   /** A key this request read and changed that `latest` holds with another value. */
   conflict (latest: Record<string, unknown>): string | undefined {
     for (const [key, before] of this.#reads ?? []) {
-      if (this.touches(key) && jsonOf(latest, key) !== before) return key
+      if (this.touches(key) && !unchanged(latest, key, before)) return key
     }
     return undefined
   }

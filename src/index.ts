@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunc
 import type { IncomingMessage } from 'node:http'
 import fp from 'fastify-plugin'
 import { createContext } from './create-context'
-import { addTokenCheck, crossOriginHook } from './csrf'
+import { addTokenCheck, crossOriginCheck } from './csrf'
 import { loadSession, traceNoCookie } from './load-session'
 import { checkRouteConfig, resolveOptions, type ConflictPolicy, type FastifySessionsOptions, type RouteCsrfOptions } from './options'
 import { loadRawSession } from './raw-session'
@@ -94,9 +94,10 @@ async function fastifySessionsPlugin (fastify: FastifyInstance, opts: FastifySes
     }
   })
 
-  // Before the load hook: a refused request costs no store I/O.
-  if (csrf !== undefined) fastify.addHook('onRequest', crossOriginHook(csrf))
+  const refuseCrossOrigin = csrf === undefined ? undefined : crossOriginCheck(csrf)
   fastify.addHook('onRequest', function loadHook (request, reply, done: HookHandlerDoneFunction) {
+    const refused = refuseCrossOrigin?.(request, reply)
+    if (refused !== undefined) return done(refused)
     const req = request as SessionRequest
     req[kReply] = reply
     const cookie = request.cookies[options.cookieName]

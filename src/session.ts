@@ -40,10 +40,26 @@ function checkKey (key: unknown): asserts key is string {
   }
 }
 
-// Strings, finite numbers, booleans and null always have a JSON form: only other values are tried.
-function checkSerializable (key: string, value: unknown): void {
+function isPrimitive (value: unknown): boolean {
   const kind = typeof value
-  if (value === null || kind === 'string' || kind === 'boolean' || (kind === 'number' && Number.isFinite(value))) return
+  return value === null || kind === 'string' || kind === 'boolean' || (kind === 'number' && Number.isFinite(value))
+}
+
+// An array or plain object of primitives, with no toJSON of its own: nothing in it can throw.
+// Walking it is cheaper than writing its JSON only to throw that away (a list of recent pages).
+function isFlat (value: object): boolean {
+  if ((value as { toJSON?: unknown }).toJSON !== undefined) return false
+  if (Array.isArray(value)) return value.every(isPrimitive)
+  const proto = Object.getPrototypeOf(value)
+  if (proto !== Object.prototype && proto !== null) return false
+  for (const key in value) if (!isPrimitive((value as Record<string, unknown>)[key])) return false
+  return true
+}
+
+// Strings, finite numbers, booleans, null and flat containers of them always have a JSON
+// form: only other values are tried.
+function checkSerializable (key: string, value: unknown): void {
+  if (isPrimitive(value) || (typeof value === 'object' && isFlat(value as object))) return
   toJson(key, value)
 }
 

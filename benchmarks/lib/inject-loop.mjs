@@ -1,5 +1,5 @@
 // One build of the library answering one scenario through fastify.inject, in a loop:
-//   node inject-loop.mjs <dist dir> <memory|cookie|bare|secure-session> <read|counter|anon|login> <requests>
+//   node inject-loop.mjs <dist dir> <memory|cookie|bare|secure-session> <read|counter|anon|login|browser> <requests>
 // No sockets and no load generator, so under callgrind the instructions it executes are
 // nearly the same from run to run (see ../instructions.mjs). `bare` (no session plugin) and
 // `secure-session` (@fastify/secure-session, the sealed-cookie anchor) ignore the build, so
@@ -45,14 +45,28 @@ app.post('/login', async (request) => {
   return { ok: true }
 })
 
-const seeded = await app.inject({ method: 'POST', url: '/seed' })
-const cookie = [seeded.headers['set-cookie']].flat()[0].split(';')[0]
-const request = {
+// The browser scenario of run.mjs: page, counter, page, visit, following Set-Cookie. The
+// visited item is counted, not drawn at random, so that every run does the same work.
+let visited = 0
+const bare = storeName === 'bare'
+app.get('/page', async (request) => ({ n: bare ? null : request.session.get('n'), visits: bare ? [] : request.session.get('visits') ?? [] }))
+app.post('/visit', async (request) => {
+  if (!bare) request.session.set('visits', [...(request.session.get('visits') ?? []), `/item/${visited++ % 1000}`].slice(-10))
+  return { ok: true }
+})
+const BROWSER = [['GET', '/page'], ['POST', '/counter'], ['GET', '/page'], ['POST', '/visit']]
+
+const cookieOf = (response) => [response.headers['set-cookie'] ?? []].flat()[0]?.split(';')[0]
+let cookie = cookieOf(await app.inject({ method: 'POST', url: '/seed' }))
+const fixed = {
   method: scenario === 'read' || scenario === 'anon' ? 'GET' : 'POST',
   url: `/${scenario}`,
   headers: scenario === 'read' || scenario === 'counter' ? { cookie } : {}
 }
 for (let i = 0; i < Number(count); i++) {
+  const [method, url] = BROWSER[i % BROWSER.length]
+  const request = scenario === 'browser' ? { method, url, headers: { cookie } } : fixed
   const response = await app.inject(request)
   if (response.statusCode !== 200) throw new Error(`${scenario}: ${response.statusCode} ${response.body}`)
+  if (scenario === 'browser') cookie = cookieOf(response) ?? cookie
 }

@@ -1,6 +1,7 @@
 import type { Unsealed } from '../crypto/seal'
 import type { Sealer } from '../crypto/sealer'
 import { expiredReason, expiryFor } from '../expiry'
+import { IssuedCookies } from '../issued-cookies'
 import { then, type MaybePromise } from '../maybe-promise'
 import type { ResolvedOptions } from '../options'
 import { RECENT_COOKIE_CHARS, RecentCookies } from '../recent-cookies'
@@ -31,6 +32,7 @@ export class CookieBackend implements Backend {
   #sealer: Sealer
   #options: ResolvedOptions
   #opened = new RecentCookies<OpenedCookie>(RECENT_COOKIE_CHARS, (entry) => entry.payload.length)
+  #issued = new IssuedCookies()
 
   constructor (options: ResolvedOptions, codec: StatelessStore, sealer: Sealer) {
     this.#options = options
@@ -40,7 +42,7 @@ export class CookieBackend implements Backend {
   }
 
   load (cookie: string): MaybePromise<Loaded> {
-    const entry = this.#opened.get(cookie) ?? this.#open(cookie)
+    const entry = this.#opened.get(cookie) ?? this.#reissued(cookie) ?? this.#open(cookie)
     return then(entry, (found) => this.#loaded(cookie, found))
   }
 
@@ -73,10 +75,9 @@ export class CookieBackend implements Backend {
     return task()
   }
 
-  // Not added to the recent cookies: many issued cookies never come back (the next write
-  // replaces them), and keeping them all costs more in garbage collection than it saves.
-  // (Measured again with browsers that follow Set-Cookie: remembering each issued cookie,
-  // copied out of the shared allocation pool, took more from writes than it gave to reads.)
+  // Issued cookies go to a ring of their own, not to the recent cookies: many never come
+  // back (the next write replaces them), and an entry of the recent cookies, an object and
+  // a buffer of its own, costs more in garbage collection than it saves (measured).
   issue (state: SessionState): MaybePromise<string> {
     if (state.cookie !== undefined) return state.cookie
     const lastActive = Date.now()
@@ -85,11 +86,18 @@ export class CookieBackend implements Backend {
     const inline = this.#sealer.sealInline(name, payload)
     const sealed = inline ?? this.#sealer.seal(name, payload)
     return then(sealed, (cookie) => {
+      this.#issued.add(cookie, payload)
       state.cookie = cookie
       state.payload = payload
       state.expiresAt = expiryFor(this.#options, lastActive, state.createdAt)
       return cookie
     })
+  }
+
+  // Issued under the current key by this registration: no need to open it.
+  #reissued (cookie: string): OpenedCookie | undefined {
+    const payload = this.#issued.get(cookie)
+    return payload === undefined ? undefined : { payload, current: true }
   }
 
   #open (cookie: string): MaybePromise<OpenedCookie | string> {

@@ -106,7 +106,7 @@ t.test('a sealed cookie is opened once, then later requests skip the AES', async
   const issuing = new CookieBackend(options, new CookieStore(), one.sealer)
   const cookie = await issuing.issue(newState({ n: 1 }))
   for (let i = 0; i < 3; i++) t.same(await loaded(issuing.load(cookie)), { n: 1 })
-  t.equal(one.openings.count, 1, 'three requests, one opening')
+  t.equal(one.openings.count, 0, 'a cookie this process issued is known: no opening')
   const two = countingSealer(options)
   const other = new CookieBackend(options, new CookieStore(), two.sealer)
   for (let i = 0; i < 3; i++) t.same(await loaded(other.load(cookie)), { n: 1 })
