@@ -130,6 +130,25 @@ t.test('an uncontended update() reads the store once (at load) and writes once',
   t.equal((await dump(app, cookie)).counter, 1)
 })
 
+t.test('two requests of one session in one process: the later commit sends no compare-and-set bound to fail', async (t) => {
+  const store = new StoreSpy()
+  t.teardown(() => store.close())
+  const app = await build({ store }, routes)
+  t.teardown(() => app.close())
+  const cookie = sessionCookie(await app.inject('/seed')) as string
+  for (const [url, writes] of [['/increment', ['/increment', '/increment']], ['/set', ['/set/x', '/set/y']]] as const) {
+    store.reset()
+    const results = await together(2, (i) => post(app, writes[i], cookie))
+    t.same(results.map((r) => r.statusCode), [200, 200], url)
+    // Two loads, the first commit, then the second: its copy is known to be outdated, so it
+    // reads the newer one and writes once.
+    t.same(store.calls, { get: 3, set: 2, destroy: 0, touch: 0 }, `${url}: one write each, one read more`)
+  }
+  const data = await dump(app, cookie)
+  t.equal(data.counter, 2)
+  t.same([data.x, data.y], [true, true])
+})
+
 t.test('update() that changes nothing writes nothing', async (t) => {
   const store = new StoreSpy()
   t.teardown(() => store.close())

@@ -6,6 +6,7 @@ import { expiredReason } from '../expiry'
 import type { GuardedStore } from '../guarded-store'
 import { parseJson } from '../json'
 import type { MaybePromise } from '../maybe-promise'
+import { NewestVersions } from '../newest-versions'
 import type { ResolvedOptions } from '../options'
 import { RECENT_COOKIE_CHARS, RecentCookies } from '../recent-cookies'
 import type { SessionRecord, UserSession } from '../store'
@@ -45,6 +46,10 @@ export class StoreBackend implements Backend {
   #options: ResolvedOptions
   #records: RecordSealer | undefined
   #signed = new RecentCookies<SignedCookie>(RECENT_COOKIE_CHARS, () => SIGNED_ENTRY_CHARS)
+  // Two requests of one session in this process both load version n; the second one's
+  // commit waits for the first (exclusive()), which stores n + 1. Its compare-and-set is then
+  // bound to fail: answered here, it costs the store nothing.
+  #newest = new NewestVersions()
 
   constructor (options: ResolvedOptions, store: GuardedStore, signer: CookieSigner, sealer: Sealer | undefined) {
     this.#options = options
@@ -66,7 +71,8 @@ export class StoreBackend implements Backend {
   }
 
   async read (state: Pick<SessionState, 'id' | 'key'>): Promise<SessionRecord | undefined> {
-    return this.#get(keyOf(state)).catch((err: unknown) => {
+    const key = keyOf(state)
+    return this.#get(key).then((record) => this.#saw(key, record), (err: unknown) => {
       if (err instanceof UnusableRecordError) return undefined
       throw err
     })
@@ -91,8 +97,13 @@ export class StoreBackend implements Backend {
 
   compareAndSet (state: SessionState, record: SessionRecord, expected: number): Promise<boolean> {
     const key = keyOf(state)
-    if (this.#records === undefined) return this.#store.set(key, record, expected)
-    return this.#records.seal(key, record).then((sealed) => this.#store.set(key, sealed, expected))
+    if (expected > 0 && this.#newest.outdated(key, expected)) return Promise.resolve(false)
+    const records = this.#records
+    const stored = records === undefined ? this.#store.set(key, record, expected) : records.seal(key, record).then((sealed) => this.#store.set(key, sealed, expected))
+    return stored.then((done) => {
+      if (done) this.#newest.saw(key, record.version)
+      return done
+    })
   }
 
   touch (state: SessionState, expiresAt: number): Promise<boolean> {
@@ -100,7 +111,9 @@ export class StoreBackend implements Backend {
   }
 
   destroy (state: Pick<SessionState, 'id' | 'key'>): Promise<void> {
-    return this.#store.destroy(keyOf(state))
+    const key = keyOf(state)
+    this.#newest.forget(key)
+    return this.#store.destroy(key)
   }
 
   exclusive<T> (state: Pick<SessionState, 'id' | 'key'>, operation: string, task: () => MaybePromise<T>): Promise<T> {
@@ -133,7 +146,13 @@ export class StoreBackend implements Backend {
   #loaded (signed: SignedCookie, cookie: string, record: SessionRecord | undefined): Loaded {
     const reason = record === undefined ? 'unknown or expired session' : expiredReason(this.#options, record)
     if (reason !== undefined) return this.#dead(signed, reason)
+    this.#saw(signed.key, record)
     return { ok: true, state: loadedState(signed.id, signed.key, record as SessionRecord, signed.current ? cookie : undefined, undefined) }
+  }
+
+  #saw (key: string, record: SessionRecord | undefined): SessionRecord | undefined {
+    if (record !== undefined) this.#newest.saw(key, record.version)
+    return record
   }
 
   #dead (signed: SignedCookie, reason: string): Loaded {

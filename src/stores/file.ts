@@ -4,6 +4,7 @@ import { InvalidStoreKeyError, StoreUnavailableError, UnusableRecordError } from
 import { DEFAULT_STORE_TIMEOUT } from '../options'
 import type { SessionRecord, SessionStore } from '../store'
 import { bool, fail, knownKeys, plainObject, seconds, spreadDelay } from '../validate'
+import { NewestVersions } from '../newest-versions'
 import { isMissing, ReadBuffers, readText, syncDirectory, syncFile, unlinkFile } from './file-io'
 import { acquireLock, commitLock, releaseLock, removeStaleLock, writeLock, type HeldLock, type LockSettings } from './file-lock'
 import { dataOf, firstLine, headerOf, live, readHead, type Header } from './file-record'
@@ -27,10 +28,6 @@ const KEY = /^[A-Za-z0-9_-]{43}$/
 const SHARD = /^[A-Za-z0-9_-]{2}$/
 const DATA_FILE = /^[A-Za-z0-9_-]{43}\.json$/
 const LOCK_FILE = /^[A-Za-z0-9_-]{43}\.lock$/
-// How many keys the store remembers the newest version it saw of (see set()): the keys of
-// the reads and writes of the last moments, which is where a queued write finds its copy
-// outdated.
-const PUBLISHED_KEYS = 1024
 // The plugin cannot tell a store that a request gave up on it: a write waits for a
 // session's lock as long as a request waits by default, then fails without writing.
 const LOCK_WAIT_MS = DEFAULT_STORE_TIMEOUT * 1000
@@ -63,9 +60,7 @@ export class FileStore implements SessionStore {
   #onError: (err: Error) => void
   // Directories this store made or found: a write checks for them once, not every time.
   #dirs = new Set<string>()
-  // The newest version this store read or wrote, by key, least recent first; a hint, never
-  // an answer.
-  #published = new Map<string, number>()
+  #published = new NewestVersions()
   #buffers = new ReadBuffers()
   #timer: NodeJS.Timeout | undefined
   #sweeping: Promise<void> | undefined
@@ -98,7 +93,7 @@ export class FileStore implements SessionStore {
     if (header.expiresAt <= Date.now()) return undefined
     const data = dataOf(text.slice(split + 1))
     // A read may end after a write of this process that began later: the newer one stays.
-    if (header.version >= (this.#published.get(key) ?? 0)) this.#remember(key, header.version)
+    this.#published.saw(key, header.version)
     return { ...header, data }
   }
 
@@ -119,12 +114,12 @@ export class FileStore implements SessionStore {
       await this.#publish(lock, file, text)
       return true
     })
-    if (stored) this.#remember(key, version)
+    if (stored) this.#published.saw(key, version)
     return stored
   }
 
   async destroy (key: string): Promise<void> {
-    this.#published.delete(key)
+    this.#published.forget(key)
     await this.#locked(key, 'delete', (file) => unlinkFile(file))
   }
 
@@ -174,12 +169,6 @@ export class FileStore implements SessionStore {
 
   async #liveHeader (file: string): Promise<Header | undefined> {
     return live(headerOf(await readHead(file, this.#buffers)))
-  }
-
-  #remember (key: string, version: number): void {
-    this.#published.delete(key)
-    this.#published.set(key, version)
-    if (this.#published.size > PUBLISHED_KEYS) this.#published.delete(this.#published.keys().next().value as string)
   }
 
   #file (key: string): string {

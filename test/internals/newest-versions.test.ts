@@ -1,0 +1,20 @@
+import t from 'tap'
+import { NewestVersions } from '../../src/newest-versions'
+
+t.test('NewestVersions keeps the newest version of the most recent keys', async (t) => {
+  const newest = new NewestVersions(2)
+  newest.saw('a', 3)
+  t.equal(newest.outdated('a', 2), true, 'an older version is bound to lose')
+  t.equal(newest.outdated('a', 3), false)
+  t.equal(newest.outdated('a', 4), false, 'a newer one may be stored elsewhere')
+  t.equal(newest.outdated('b', 1), false, 'an unknown key says nothing')
+  newest.saw('a', 2)
+  t.equal(newest.get('a'), 3, 'a read that ends after a later write does not lower it')
+  newest.saw('b', 1)
+  newest.saw('a', 4)
+  newest.saw('c', 1)
+  t.equal(newest.get('b'), undefined, 'the least recently seen key went')
+  t.same([newest.get('a'), newest.get('c')], [4, 1])
+  newest.forget('a')
+  t.equal(newest.outdated('a', 1), false, 'forgotten')
+})
