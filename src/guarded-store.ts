@@ -86,6 +86,11 @@ export class GuardedStore {
     return this.#call('touch', () => (store.touch as NonNullable<SessionStore['touch']>)(key, expiresAt)).then((found) => found === true)
   }
 
+  /** Whether another task of `key` waits behind the one running (see exclusive()). */
+  waiting (key: string): boolean {
+    return this.#queue.waiting(key)
+  }
+
   /**
    * Runs `task` after the earlier tasks of the same key. The bound covers the wait in the
    * queue too: a request waits about `storeTimeout` at most, however many commits of its

@@ -47,7 +47,8 @@ export class IssuedCookies {
   add (cookie: string, payload: Uint8Array): void {
     const length = payload.byteLength
     // One payload may take at most a quarter of the ring: a few large ones must not evict all.
-    if (length * 4 > this.#capacity || this.#index.has(cookie)) return
+    // A cookie is never issued twice (each seal draws a fresh nonce), so it is not looked up.
+    if (length * 4 > this.#capacity) return
     this.#bytes ??= Buffer.allocUnsafeSlow(this.#capacity)
     const start = this.#room(length)
     const slot = (this.#oldest + this.#count) % this.#slots.length
@@ -79,6 +80,7 @@ export class IssuedCookies {
 
   #dropOldest (): void {
     const slot = this.#oldest
+    // A cookie added twice all the same is forgotten with its older slot: a miss, no harm.
     this.#index.delete(this.#slots[slot] as string)
     this.#slots[slot] = undefined
     this.#oldest = (slot + 1) % this.#slots.length

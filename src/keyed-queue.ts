@@ -8,6 +8,8 @@ import type { MaybePromise } from './maybe-promise'
  */
 export class KeyedQueue {
   #tails = new Map<string, Promise<unknown>>()
+  // Tasks of each key queued or running.
+  #counts = new Map<string, number>()
   #onIdle: (key: string) => void
 
   /** `onIdle` is told when a key has no task left. */
@@ -20,12 +22,21 @@ export class KeyedQueue {
     const result = previous === undefined ? start(task) : previous.then(task, task)
     const tail = result.then(noop, noop)
     this.#tails.set(key, tail)
+    this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1)
     void tail.then(() => {
+      const left = (this.#counts.get(key) as number) - 1
+      if (left > 0) this.#counts.set(key, left)
+      else this.#counts.delete(key)
       if (this.#tails.get(key) !== tail) return
       this.#tails.delete(key)
       this.#onIdle(key)
     })
     return result
+  }
+
+  /** Whether a task of `key` waits behind the one running. */
+  waiting (key: string): boolean {
+    return (this.#counts.get(key) ?? 0) > 1
   }
 
   /** Whether a task of `key` is queued or running. */

@@ -522,7 +522,7 @@ export class Session {
   async #reread (): Promise<void> {
     const state = this.#state
     if (state.version === 0) return
-    const latest = await this.#backend.read(state)
+    const latest = await this.#backend.read(state, true)
     if (latest === undefined) throw new SessionConflictError(DESTROYED)
     this.#adopt(latest)
   }

@@ -54,7 +54,7 @@ async function retry (ctx: WriteContext, state: SessionState, log: ChangeLog, po
       lost?.()
     }
     if (policy === 'error') throw new SessionConflictError('another request committed first')
-    const latest = await ctx.backend.read(state)
+    const latest = await ctx.backend.read(state, true)
     if (latest === undefined && version !== 0) throw new SessionConflictError(DESTROYED)
     if (latest !== undefined) {
       ({ version, createdAt } = latest)

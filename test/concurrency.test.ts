@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { MemoryStore } from '../src/index'
+import { MemoryStore, type SessionRecord } from '../src/index'
 import { build, sessionCookie } from './helpers/app'
 import { Barrier, Races } from './helpers/gate'
 import { StoreSpy } from './helpers/store-spy'
@@ -130,7 +130,7 @@ t.test('an uncontended update() reads the store once (at load) and writes once',
   t.equal((await dump(app, cookie)).counter, 1)
 })
 
-t.test('two requests of one session in one process: the later commit sends no compare-and-set bound to fail', async (t) => {
+t.test('two commits of one session in one process: the later one sends no compare-and-set bound to fail', async (t) => {
   const store = new StoreSpy()
   t.teardown(() => store.close())
   const app = await build({ store }, routes)
@@ -140,13 +140,37 @@ t.test('two requests of one session in one process: the later commit sends no co
     store.reset()
     const results = await together(2, (i) => post(app, writes[i], cookie))
     t.same(results.map((r) => r.statusCode), [200, 200], url)
-    // Two loads, the first commit, then the second: its copy is known to be outdated, so it
-    // reads the newer one and writes once.
-    t.same(store.calls, { get: 3, set: 2, destroy: 0, touch: 0 }, `${url}: one write each, one read more`)
+    // Two loads, then the first commit while the second waits: the second is handed the
+    // record the first wrote, so it neither loses a compare-and-set nor reads.
+    t.same(store.calls, { get: 2, set: 2, destroy: 0, touch: 0 }, `${url} queued: one write each, no read`)
   }
+  store.reset()
+  // The first commit ends before the second starts: the second's copy is known to be
+  // outdated, so it reads the newer one and writes once.
+  await races.run(() => post(app, '/held-set/late', cookie), () => post(app, '/set/early', cookie))
+  t.same(store.calls, { get: 3, set: 2, destroy: 0, touch: 0 }, 'one after the other: one read more, no write lost')
   const data = await dump(app, cookie)
   t.equal(data.counter, 2)
-  t.same([data.x, data.y], [true, true])
+  t.same([data.x, data.y, data.early, data.late], [true, true, true, true])
+})
+
+t.test('a store that went back to an older version (a failover, a restored backup) takes writes again at once', async (t) => {
+  const store = new StoreSpy()
+  t.teardown(() => store.close())
+  const app = await build({ store }, routes)
+  t.teardown(() => app.close())
+  const cookie = sessionCookie(await app.inject('/seed')) as string
+  t.equal((await post(app, '/increment', cookie)).statusCode, 200)
+  const key = store.keys[0]
+  const before = await store.inner.get(key) as SessionRecord
+  for (let i = 0; i < 3; i++) t.equal((await post(app, '/increment', cookie)).statusCode, 200)
+  // The last three writes are lost: the store holds the record from before them.
+  await store.inner.destroy(key)
+  t.equal(await store.inner.set(key, before, 0), true)
+  for (const url of ['/increment', '/set/after', '/increment']) t.equal((await post(app, url, cookie)).statusCode, 200, url)
+  const data = await dump(app, cookie)
+  t.equal(data.counter, 3, 'counted on from the record the store holds')
+  t.equal(data.after, true)
 })
 
 t.test('update() that changes nothing writes nothing', async (t) => {

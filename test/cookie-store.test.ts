@@ -59,6 +59,14 @@ function routes (app: FastifyInstance): void {
     return 'no'
   })
   app.get('/clear', async (req) => { req.session.clear(); return req.session.data() })
+  app.get('/dump', async (req) => req.session.data())
+  app.post('/put-many', async (req) => { for (const [key, value] of Object.entries(req.body as object)) req.session.set(key, value); return 'ok' })
+  app.get('/change-then-fail', async (req) => {
+    req.session.set('n', 42)
+    req.session.delete('s')
+    req.session.set('added', true)
+    throw new Error('route failed')
+  })
   app.get('/big/:size', async (req) => {
     req.session.set('big', 'x'.repeat(Number((req.params as { size: string }).size)))
     return 'ok'
@@ -247,6 +255,22 @@ t.test('saveUninitialized and rolling', async (t) => {
   // Rolling moves the idle deadline on every response, so the cookie is sealed again.
   t.same(payloadOf(sessionCookie(again) as string)[3], payloadOf(cookie as string)[3], 'rolling re-sends the session')
   t.match(setCookieLine(again), /Max-Age=60/)
+})
+
+t.test("a remembered cookie gives each request data of its own, whatever an earlier request did to its copy", async (t) => {
+  const issuing = await setup(t)
+  // Another server with the same secret: it opens the cookie once and remembers it.
+  const { app } = await setup(t)
+  for (const data of [{ n: 1, s: 'x', constructor: 'c', none: null }, { n: 1, s: 'x', list: [1, 2] }]) {
+    const cookie = sessionCookie(await issuing.app.inject({ method: 'POST', url: '/put-many', payload: data })) as string
+    for (let i = 0; i < 3; i++) {
+      t.same(json(await app.inject({ url: '/dump', headers: { cookie } })), data, `request ${i + 1} reads what was sealed`)
+      t.equal((await app.inject({ url: '/change-then-fail', headers: { cookie } })).statusCode, 500)
+    }
+    const cart = await app.inject({ url: '/cart', headers: { cookie } })
+    t.same(json(cart), ['a'])
+    t.same(json(await app.inject({ url: '/dump', headers: { cookie } })), data, 'a change in another request stays in its own cookie')
+  }
 })
 
 t.test('key rotation: an older secret opens and is re-issued; a removed one gives a fresh session', async (t) => {

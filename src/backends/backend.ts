@@ -26,8 +26,12 @@ export interface Backend {
   /** Longest session `Set-Cookie` line allowed, in bytes. */
   readonly maxCookieBytes: number
   load (cookie: string): MaybePromise<Loaded>
-  /** The stored copy now; undefined when it is gone or unusable. */
-  read (state: SessionState): Promise<SessionRecord | undefined>
+  /**
+   * The stored copy now; undefined when it is gone or unusable. `afterConflict`: a commit
+   * lost its compare-and-set and goes on from what this gives (a record this process just
+   * wrote will do: compare-and-set decides).
+   */
+  read (state: SessionState, afterConflict?: boolean): Promise<SessionRecord | undefined>
   /**
    * Stores `record` if the stored version is still `expected`. A backend whose cookie
    * carries the data clears `state.cookie` here, so that a new one is issued.

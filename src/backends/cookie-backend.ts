@@ -12,6 +12,21 @@ import { loadedState, type Backend, type Loaded, type SessionState } from './bac
 interface OpenedCookie {
   payload: Buffer
   current: boolean
+  // Its session once decoded, kept when the data holds primitives only (a user id, a
+  // counter): a shallow copy then gives each request data of its own without decoding.
+  flat: SealedSession | undefined
+}
+
+function isFlat (data: Record<string, unknown>): boolean {
+  for (const key in data) {
+    const value = data[key]
+    if (value !== null && typeof value === 'object') return false
+  }
+  return true
+}
+
+function copyOf (session: SealedSession): SealedSession {
+  return { id: session.id, data: { ...session.data }, createdAt: session.createdAt, lastActive: session.lastActive }
 }
 
 // A stateless session has no stored versions: every commit simply succeeds.
@@ -97,7 +112,7 @@ export class CookieBackend implements Backend {
   // Issued under the current key by this registration: no need to open it.
   #reissued (cookie: string): OpenedCookie | undefined {
     const payload = this.#issued.get(cookie)
-    return payload === undefined ? undefined : { payload, current: true }
+    return payload === undefined ? undefined : { payload, current: true, flat: undefined }
   }
 
   #open (cookie: string): MaybePromise<OpenedCookie | string> {
@@ -108,7 +123,7 @@ export class CookieBackend implements Backend {
 
   #remember (cookie: string, result: Unsealed): OpenedCookie | string {
     if (!result.ok) return result.reason
-    const entry = { payload: result.plaintext, current: result.current }
+    const entry = { payload: result.plaintext, current: result.current, flat: undefined }
     this.#opened.add(cookie, entry)
     return entry
   }
@@ -116,12 +131,18 @@ export class CookieBackend implements Backend {
   // Timeouts come from the sealed timestamps: the cookie's own expiry is the browser's business.
   #loaded (cookie: string, entry: OpenedCookie | string): Loaded {
     if (typeof entry === 'string') return { ok: false, reason: entry, level: 'debug' }
-    const session = this.#decode(entry.payload)
+    const session = entry.flat === undefined ? this.#decodeOnce(entry) : copyOf(entry.flat)
     if (session === undefined) return { ok: false, reason: 'unreadable payload', level: 'debug' }
     const record = this.#record(session)
     const reason = expiredReason(this.#options, record)
     if (reason !== undefined) return { ok: false, reason, level: 'debug' }
     return { ok: true, state: loadedState(session.id, undefined, record, entry.current ? cookie : undefined, entry.payload) }
+  }
+
+  #decodeOnce (entry: OpenedCookie): SealedSession | undefined {
+    const session = this.#decode(entry.payload)
+    if (session !== undefined && isFlat(session.data)) entry.flat = copyOf(session)
+    return session
   }
 
   // The user is worked out from the data: the cookie has no room to spare for a digest.

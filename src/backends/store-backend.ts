@@ -12,6 +12,18 @@ import { RECENT_COOKIE_CHARS, RecentCookies } from '../recent-cookies'
 import type { SessionRecord, UserSession } from '../store'
 import { loadedState, type Backend, type Loaded, type SessionState } from './backend'
 
+/** A record this process just wrote, for the commit queued behind it: its data as JSON. */
+interface HandedRecord {
+  version: number
+  createdAt: number
+  expiresAt: number
+  user: string | undefined
+  json: string
+}
+
+// Records handed to queued commits, kept at most (the oldest not taken goes first).
+const HANDED_KEYS = 64
+
 /** A signed cookie known to be authentic: its id and store key. */
 interface SignedCookie {
   id: string
@@ -50,6 +62,9 @@ export class StoreBackend implements Backend {
   // commit waits for the first (exclusive()), which stores n + 1. Its compare-and-set is then
   // bound to fail: answered here, it costs the store nothing.
   #newest = new NewestVersions()
+  // ...and when that second commit was already waiting while the first was written, the
+  // first hands it the record it wrote, so it needs no read either (see compareAndSet()).
+  #handed = new Map<string, HandedRecord>()
 
   constructor (options: ResolvedOptions, store: GuardedStore, signer: CookieSigner, sealer: Sealer | undefined) {
     this.#options = options
@@ -70,16 +85,14 @@ export class StoreBackend implements Backend {
     )
   }
 
-  async read (state: Pick<SessionState, 'id' | 'key'>): Promise<SessionRecord | undefined> {
+  read (state: Pick<SessionState, 'id' | 'key' | 'version'>, afterConflict = false): Promise<SessionRecord | undefined> {
     const key = keyOf(state)
-    return this.#get(key).then((record) => this.#saw(key, record), (err: unknown) => {
-      if (err instanceof UnusableRecordError) return undefined
-      throw err
-    })
+    const handed = afterConflict ? this.#takeHanded(key, state.version) : undefined
+    return handed === undefined ? this.#stored(key) : Promise.resolve(handed)
   }
 
   alive (state: Pick<SessionState, 'id' | 'key'>): Promise<boolean> {
-    return this.read(state).then((record) => record !== undefined)
+    return this.#stored(keyOf(state)).then((record) => record !== undefined)
   }
 
   /** The per-user index, records opened; one that does not open is left out. */
@@ -101,7 +114,7 @@ export class StoreBackend implements Backend {
     const records = this.#records
     const stored = records === undefined ? this.#store.set(key, record, expected) : records.seal(key, record).then((sealed) => this.#store.set(key, sealed, expected))
     return stored.then((done) => {
-      if (done) this.#newest.saw(key, record.version)
+      if (done) this.#written(key, record)
       return done
     })
   }
@@ -113,6 +126,7 @@ export class StoreBackend implements Backend {
   destroy (state: Pick<SessionState, 'id' | 'key'>): Promise<void> {
     const key = keyOf(state)
     this.#newest.forget(key)
+    this.#handed.delete(key)
     return this.#store.destroy(key)
   }
 
@@ -148,6 +162,38 @@ export class StoreBackend implements Backend {
     if (reason !== undefined) return this.#dead(signed, reason)
     this.#saw(signed.key, record)
     return { ok: true, state: loadedState(signed.id, signed.key, record as SessionRecord, signed.current ? cookie : undefined, undefined) }
+  }
+
+  #stored (key: string): Promise<SessionRecord | undefined> {
+    return this.#get(key).then((record) => this.#saw(key, record), (err: unknown) => {
+      if (err instanceof UnusableRecordError) return undefined
+      throw err
+    })
+  }
+
+  // A commit of this session that came while this one was written waits behind it with an
+  // older copy: it will lose its compare-and-set and go on from this record. Taken as JSON
+  // now, while it is still what the store was given: once this commit returns, the data is
+  // its request's to change again.
+  #written (key: string, record: SessionRecord): void {
+    this.#newest.saw(key, record.version)
+    if (!this.#store.waiting(key)) return
+    const json = JSON.stringify(record.data)
+    this.#handed.delete(key)
+    this.#handed.set(key, { version: record.version, createdAt: record.createdAt, expiresAt: record.expiresAt, user: record.user, json })
+    // Taken by the next commit of the session, nearly always: a few are enough.
+    if (this.#handed.size > HANDED_KEYS) this.#handed.delete(this.#handed.keys().next().value as string)
+  }
+
+  // Once only: a commit that loses again after it reads the store.
+  #takeHanded (key: string, version: number): SessionRecord | undefined {
+    const handed = this.#handed.get(key)
+    if (handed === undefined || handed.version <= version) return undefined
+    this.#handed.delete(key)
+    const { json, user, ...times } = handed
+    const record: SessionRecord = { data: parseJson(json) as Record<string, unknown>, ...times }
+    if (user !== undefined) record.user = user
+    return record
   }
 
   #saw (key: string, record: SessionRecord | undefined): SessionRecord | undefined {

@@ -100,7 +100,7 @@ export class FileStore implements SessionStore {
   async set (key: string, record: SessionRecord, expectedVersion: number): Promise<boolean> {
     const { version, createdAt, expiresAt, user } = record
     const text = JSON.stringify({ version, createdAt, expiresAt, user }) + '\n' + JSON.stringify(record.data)
-    // A write that expects another version than the newest this store read or wrote of the
+    // A write that expects another version than the last this store read or wrote of the
     // key is most likely a loser: the plugin queues a session's writes, and the one queued
     // behind another holds the copy from before it. Its header is read first without the lock,
     // and a version other than the one expected answers false then and there: the read sees
