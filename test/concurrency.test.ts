@@ -61,6 +61,16 @@ async function setup (t: tap.Test, options = {}) {
   return { app, store, cookie }
 }
 
+/** A seeded session on a store that counts its calls. */
+async function spied (t: tap.Test) {
+  const store = new StoreSpy()
+  t.teardown(() => store.close())
+  const app = await build({ store }, routes)
+  t.teardown(() => app.close())
+  const cookie = sessionCookie(await app.inject('/seed')) as string
+  return { app, store, cookie }
+}
+
 const post = (app: FastifyInstance, url: string, cookie: string) => app.inject({ method: 'POST', url, headers: { cookie } })
 const dump = async (app: FastifyInstance, cookie: string) => (await app.inject({ url: '/dump', headers: { cookie } })).json()
 const session = async (app: FastifyInstance, cookie?: string) => (await app.inject({ url: '/session', headers: cookie === undefined ? {} : { cookie } })).json()
@@ -119,11 +129,7 @@ t.test('update() on a new session creates it and sends the cookie', async (t) =>
 })
 
 t.test('an uncontended update() reads the store once (at load) and writes once', async (t) => {
-  const store = new StoreSpy()
-  t.teardown(() => store.close())
-  const app = await build({ store }, routes)
-  t.teardown(() => app.close())
-  const cookie = sessionCookie(await app.inject('/seed')) as string
+  const { app, store, cookie } = await spied(t)
   store.reset()
   await post(app, '/increment', cookie)
   t.same(store.calls, { get: 1, set: 1, destroy: 0, touch: 0 })
@@ -131,11 +137,7 @@ t.test('an uncontended update() reads the store once (at load) and writes once',
 })
 
 t.test('two commits of one session in one process: the later one sends no compare-and-set bound to fail', async (t) => {
-  const store = new StoreSpy()
-  t.teardown(() => store.close())
-  const app = await build({ store }, routes)
-  t.teardown(() => app.close())
-  const cookie = sessionCookie(await app.inject('/seed')) as string
+  const { app, store, cookie } = await spied(t)
   for (const [url, writes] of [['/increment', ['/increment', '/increment']], ['/set', ['/set/x', '/set/y']]] as const) {
     store.reset()
     const results = await together(2, (i) => post(app, writes[i], cookie))
@@ -155,11 +157,7 @@ t.test('two commits of one session in one process: the later one sends no compar
 })
 
 t.test('a store that went back to an older version (a failover, a restored backup) takes writes again at once', async (t) => {
-  const store = new StoreSpy()
-  t.teardown(() => store.close())
-  const app = await build({ store }, routes)
-  t.teardown(() => app.close())
-  const cookie = sessionCookie(await app.inject('/seed')) as string
+  const { app, store, cookie } = await spied(t)
   t.equal((await post(app, '/increment', cookie)).statusCode, 200)
   const key = store.keys[0]
   const before = await store.inner.get(key) as SessionRecord
