@@ -21,8 +21,10 @@ interface HandedRecord {
   json: string
 }
 
-// Records handed to queued commits, kept at most (the oldest not taken goes first).
+// Records handed to queued commits, kept at most, and characters of their JSON (the oldest
+// not taken goes first): nearly every one is taken at once, by the commit waiting for it.
 const HANDED_KEYS = 64
+const HANDED_CHARS = 4 * 1024 * 1024
 
 /** A signed cookie known to be authentic: its id and store key. */
 interface SignedCookie {
@@ -65,6 +67,7 @@ export class StoreBackend implements Backend {
   // ...and when that second commit was already waiting while the first was written, the
   // first hands it the record it wrote, so it needs no read either (see compareAndSet()).
   #handed = new Map<string, HandedRecord>()
+  #handedChars = 0
 
   constructor (options: ResolvedOptions, store: GuardedStore, signer: CookieSigner, sealer: Sealer | undefined) {
     this.#options = options
@@ -126,7 +129,7 @@ export class StoreBackend implements Backend {
   destroy (state: Pick<SessionState, 'id' | 'key'>): Promise<void> {
     const key = keyOf(state)
     this.#newest.forget(key)
-    this.#handed.delete(key)
+    this.#dropHanded(key)
     return this.#store.destroy(key)
   }
 
@@ -179,17 +182,24 @@ export class StoreBackend implements Backend {
     this.#newest.saw(key, record.version)
     if (!this.#store.waiting(key)) return
     const json = JSON.stringify(record.data)
-    this.#handed.delete(key)
+    this.#dropHanded(key)
     this.#handed.set(key, { version: record.version, createdAt: record.createdAt, expiresAt: record.expiresAt, user: record.user, json })
-    // Taken by the next commit of the session, nearly always: a few are enough.
-    if (this.#handed.size > HANDED_KEYS) this.#handed.delete(this.#handed.keys().next().value as string)
+    this.#handedChars += json.length
+    while (this.#handed.size > HANDED_KEYS || this.#handedChars > HANDED_CHARS) this.#dropHanded(this.#handed.keys().next().value as string)
+  }
+
+  #dropHanded (key: string): void {
+    const handed = this.#handed.get(key)
+    if (handed === undefined) return
+    this.#handed.delete(key)
+    this.#handedChars -= handed.json.length
   }
 
   // Once only: a commit that loses again after it reads the store.
   #takeHanded (key: string, version: number): SessionRecord | undefined {
     const handed = this.#handed.get(key)
     if (handed === undefined || handed.version <= version) return undefined
-    this.#handed.delete(key)
+    this.#dropHanded(key)
     const { json, user, ...times } = handed
     const record: SessionRecord = { data: parseJson(json) as Record<string, unknown>, ...times }
     if (user !== undefined) record.user = user
