@@ -23,3 +23,23 @@ export function toJson (key: string, value: unknown): string {
     throw new NotSerializableError(key, (err as Error).message)
   }
 }
+
+function isPrimitive (value: unknown): boolean {
+  const kind = typeof value
+  return value === null || kind === 'string' || kind === 'boolean' || (kind === 'number' && Number.isFinite(value))
+}
+
+/**
+ * Whether `value` is a string, finite number, boolean or null, or an array or plain object of
+ * those with no toJSON of its own: such a value always has a JSON form, and holds nothing that
+ * can change in place but its own entries. Walking it is cheaper than writing its JSON.
+ */
+export function isFlatJson (value: unknown): boolean {
+  if (isPrimitive(value)) return true
+  if (value === null || typeof value !== 'object' || (value as { toJSON?: unknown }).toJSON !== undefined) return false
+  if (Array.isArray(value)) return value.every(isPrimitive)
+  const proto = Object.getPrototypeOf(value)
+  if (proto !== Object.prototype && proto !== null) return false
+  for (const key in value) if (!isPrimitive((value as Record<string, unknown>)[key])) return false
+  return true
+}

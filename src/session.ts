@@ -5,7 +5,7 @@ import type { CsrfTokens } from './crypto/csrf-tokens'
 import { newSessionId } from './crypto/ids'
 import { CookieUndeliverableError, InsideUpdateError, InvalidKeyError, NotSerializableError, SessionConflictError, SessionDestroyedError } from './errors'
 import { expiryFor, nextRecord } from './expiry'
-import { toJson } from './json'
+import { isFlatJson, toJson } from './json'
 import { then, type MaybePromise } from './maybe-promise'
 import { isStateless, type ConflictPolicy, type SessionCookieOptions } from './options'
 import { ReplyCookie, type CookieContext } from './reply-cookie'
@@ -40,27 +40,10 @@ function checkKey (key: unknown): asserts key is string {
   }
 }
 
-function isPrimitive (value: unknown): boolean {
-  const kind = typeof value
-  return value === null || kind === 'string' || kind === 'boolean' || (kind === 'number' && Number.isFinite(value))
-}
-
-// An array or plain object of primitives, with no toJSON of its own: nothing in it can throw.
-// Walking it is cheaper than writing its JSON only to throw that away (a list of recent pages).
-function isFlat (value: object): boolean {
-  if ((value as { toJSON?: unknown }).toJSON !== undefined) return false
-  if (Array.isArray(value)) return value.every(isPrimitive)
-  const proto = Object.getPrototypeOf(value)
-  if (proto !== Object.prototype && proto !== null) return false
-  for (const key in value) if (!isPrimitive((value as Record<string, unknown>)[key])) return false
-  return true
-}
-
 // Strings, finite numbers, booleans, null and flat containers of them always have a JSON
-// form: only other values are tried.
+// form: only other values are tried (a list of recent pages need not be written out to throw away).
 function checkSerializable (key: string, value: unknown): void {
-  if (isPrimitive(value) || (typeof value === 'object' && isFlat(value as object))) return
-  toJson(key, value)
+  if (!isFlatJson(value)) toJson(key, value)
 }
 
 // A traced commit tells what it did once it did it: a failure leaves `outcome` undefined.

@@ -2,6 +2,7 @@ import type { Unsealed } from '../crypto/seal'
 import type { Sealer } from '../crypto/sealer'
 import { expiredReason, expiryFor } from '../expiry'
 import { IssuedCookies } from '../issued-cookies'
+import { isFlatJson } from '../json'
 import { then, type MaybePromise } from '../maybe-promise'
 import type { ResolvedOptions } from '../options'
 import { RECENT_COOKIE_CHARS, RecentCookies } from '../recent-cookies'
@@ -15,14 +16,6 @@ interface OpenedCookie {
   // Its session once decoded, kept when the data holds primitives only (a user id, a
   // counter): a shallow copy then gives each request data of its own without decoding.
   flat: SealedSession | undefined
-}
-
-function isFlat (data: Record<string, unknown>): boolean {
-  for (const key in data) {
-    const value = data[key]
-    if (value !== null && typeof value === 'object') return false
-  }
-  return true
 }
 
 function copyOf (session: SealedSession): SealedSession {
@@ -141,7 +134,7 @@ export class CookieBackend implements Backend {
 
   #decodeOnce (entry: OpenedCookie): SealedSession | undefined {
     const session = this.#decode(entry.payload)
-    if (session !== undefined && isFlat(session.data)) entry.flat = copyOf(session)
+    if (session !== undefined && isFlatJson(session.data)) entry.flat = copyOf(session)
     return session
   }
 

@@ -1,10 +1,10 @@
 import { mkdir, readdir, rm, stat } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { InvalidStoreKeyError, StoreUnavailableError, UnusableRecordError } from '../errors'
+import { NewestVersions } from '../newest-versions'
 import { DEFAULT_STORE_TIMEOUT } from '../options'
 import type { SessionRecord, SessionStore } from '../store'
 import { bool, fail, knownKeys, plainObject, seconds, spreadDelay } from '../validate'
-import { NewestVersions } from '../newest-versions'
 import { isMissing, ReadBuffers, readText, syncDirectory, syncFile, unlinkFile } from './file-io'
 import { acquireLock, commitLock, releaseLock, removeStaleLock, writeLock, type HeldLock, type LockSettings } from './file-lock'
 import { dataOf, firstLine, headerOf, live, readHead, type Header } from './file-record'
@@ -92,7 +92,6 @@ export class FileStore implements SessionStore {
     if (header === undefined) throw new UnusableRecordError('its file is not one FileStore wrote')
     if (header.expiresAt <= Date.now()) return undefined
     const data = dataOf(text.slice(split + 1))
-    // A read may end after a write of this process that began later: the newer one stays.
     this.#published.saw(key, header.version)
     return { ...header, data }
   }
