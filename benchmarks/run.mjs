@@ -186,11 +186,11 @@ async function measure (server, cookies, scenario) {
   const dbStart = onDatabase ? database.cpuUs() : 0
   const run = await load(server, cookies, scenario, DURATION)
   const dbUs = onDatabase ? database.cpuUs() - dbStart : 0
-  const { cpuUs, served, queries } = await server.rpc('stop')
+  const { cpuUs, served, queries, begun } = await server.rpc('stop')
   const after = counts ? await counters(server, cookies) : undefined
   const lost = counts ? (after.acknowledged - before.acknowledged) - (after.sum - before.sum) : null
   const writes = counts ? after.acknowledged - before.acknowledged : null
-  const queriesPerReq = onDatabase ? queries / served : null
+  const queriesPerReq = onDatabase ? queries / begun : null
   const dbUsPerReq = onDatabase ? dbUs / served : null
   return { ...run, served, cpuUsPerReq: cpuUs / served, queriesPerReq, dbUsPerReq, lost, writes }
 }

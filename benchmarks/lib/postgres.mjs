@@ -49,7 +49,12 @@ async function accepts (port) {
 
 const TICK_US = 1e6 / 100 // Linux reports process CPU time in clock ticks of 10 ms
 
-/** CPU time (user + system, µs) of the server process `pid` and its backends, from /proc. */
+/**
+ * CPU time (user + system, µs) of the server process `pid` and its backends, from /proc.
+ * A backend or autovacuum worker that exits takes its own figures with it, but the server
+ * reaps it, and a reaped child's time moves to the parent's children fields: counting those
+ * too keeps the sum from dropping (it once came out negative) when a worker ends mid-window.
+ */
 function treeCpuUs (pid) {
   let ticks = 0
   for (const entry of readdirSync('/proc')) {
@@ -58,7 +63,8 @@ function treeCpuUs (pid) {
     try { stat = readFileSync(`/proc/${entry}/stat`, 'utf8') } catch { continue } // gone meanwhile
     // The command name may hold spaces; the fields after its closing parenthesis do not.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    if (Number(entry) === pid || Number(fields[1]) === pid) ticks += Number(fields[11]) + Number(fields[12])
+    if (Number(entry) === pid) ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])
+    else if (Number(fields[1]) === pid) ticks += Number(fields[11]) + Number(fields[12])
   }
   return ticks * TICK_US
 }

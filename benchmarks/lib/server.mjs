@@ -27,7 +27,10 @@ let queries = 0
 async function pgPool () {
   const { default: pg } = await import('pg')
   const pool = new pg.Pool({ host: '127.0.0.1', port: Number(process.env.PG_PORT), user: 'postgres', database: 'postgres', max: 20 })
-  return { query: (text, values) => { queries++; return pool.query(text, values) } }
+  // The pool as each library is handed it, with every statement counted: query() takes a
+  // text or pg's { name, text, values }, and connect() is there as on any pg.Pool (by it
+  // PostgresStore knows it may send named prepared statements, as it does for its users).
+  return { query: (...args) => { queries++; return pool.query(...args) }, connect: () => pool.connect() }
 }
 
 // A directory of this server's own for the file stores, removed when it exits.
@@ -245,14 +248,37 @@ app.get('/dump', async (request) => {
   return { keys, n: request.session.get('n') ?? null }
 })
 
+// Requests begun and not yet over (answered or cut off), and requests begun in the window.
+let inFlight = 0
+let begun = 0
+app.addHook('onRequest', (request, reply, done) => {
+  inFlight++
+  begun++
+  reply.raw.once('close', () => { inFlight-- })
+  done()
+})
+
+// When the load stops, up to one request per connection is still under way: its queries
+// would count, but not the request (it ends after the window, or is cut off). Queries per
+// request are therefore counted over the requests begun in the window, once all of them are
+// over; the CPU figures stay those of the window.
+async function settled () {
+  for (let waited = 0; inFlight > 0 && waited < 5000; waited += 10) await sleep(10)
+}
+
 // Server CPU over the measured window: user+system microseconds of this whole process.
 let mark
 const commands = {
-  start () { served = 0; queries = 0; mark = process.cpuUsage(); return {} },
-  stop () { const cpu = process.cpuUsage(mark); return { cpuUs: cpu.user + cpu.system, served, queries } },
+  async start () { await settled(); served = 0; begun = 0; queries = 0; mark = process.cpuUsage(); return {} },
+  async stop () {
+    const cpu = process.cpuUsage(mark)
+    const window = { cpuUs: cpu.user + cpu.system, served }
+    await settled()
+    return { ...window, queries, begun }
+  },
   acknowledged () { return { acknowledged } }
 }
-process.on('message', ({ id, cmd }) => process.send({ id, ...commands[cmd]() }))
+process.on('message', async ({ id, cmd }) => process.send({ id, ...await commands[cmd]() }))
 // Never outlive the parent.
 process.on('disconnect', () => process.exit(0))
 
