@@ -323,7 +323,9 @@ async function main () {
   }
 }
 
-// Everything is bounded; this is the backstop if a server hangs anyway.
-const budget = (contenders.length * scenarios.length * (ROUNDS * DURATION + WARMUP) + 300) * 1000
+// Everything is bounded; this is the backstop if a server hangs anyway. Besides its load,
+// a measure takes up to 15 s: reading every session's counter before and after a write (on a
+// slow store, seconds each), and waiting for requests still under way to end.
+const budget = (contenders.length * scenarios.length * (ROUNDS * (DURATION + 15) + WARMUP) + 300) * 1000
 setTimeout(() => { console.error('run.mjs: ran out of time'); process.exit(1) }, budget).unref()
 await main()
