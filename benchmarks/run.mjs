@@ -67,6 +67,7 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '50' },
     sessions: { type: 'string', default: '1000' },
     races: { type: 'string', default: '3' },
+    reuse: { type: 'boolean', default: false },
     'pg-sync': { type: 'boolean', default: false },
     previous: { type: 'string' },
     out: { type: 'string', default: new URL('./results/', import.meta.url).pathname },
@@ -87,6 +88,7 @@ if (args.help) {
   --connections autocannon connections (default 50)
   --sessions    sessions created per server (default 1000)
   --races       repeats of the 100-writer lost-update race, 0 to skip (default 3)
+  --reuse       keep the same server processes for every round (default: new ones per round)
   --pg-sync     PostgreSQL commits wait for the disk (synchronous_commit=on; default off)
   --out         directory for bench.json, bench.md and bench.svg (default benchmarks/results/)`)
   process.exit(0)
@@ -220,21 +222,40 @@ async function startAll () {
     servers.push(await startServer(contender, env))
     log(`started ${contender}`)
   }
-  return { servers, backends: [redis, postgres, memcached].filter(Boolean) }
+  return { servers, env, backends: [redis, postgres, memcached].filter(Boolean) }
+}
+
+// One server process keeps its own speed for its whole life: two processes of the same
+// build measured 3-5 µs/request apart, round after round (about 15% of a sealed-cookie
+// write). So each round of a scenario runs on new processes, each with new sessions and a
+// warm-up of its own, and the median over rounds is over processes too. --reuse keeps the
+// first processes throughout (quicker, for profiling one server).
+async function restart (servers, cookies, env, scenario) {
+  for (const [i, server] of servers.entries()) {
+    await server.disconnect()
+    servers[i] = await startServer(server.contender, env)
+    cookies[server.contender] = await createSessions(servers[i].url, SESSIONS)
+  }
+  await warmUp(servers, cookies, scenario)
+}
+
+async function warmUp (servers, cookies, scenario) {
+  for (const server of servers) {
+    log(`warm-up ${scenario} ${server.contender} (${WARMUP} s)`)
+    await load(server, cookies[server.contender], scenario, WARMUP)
+  }
 }
 
 // Scenarios run one after another, login last: every login leaves a new session behind,
 // and a bounded store (MemoryStore keeps 100,000) would evict the 1,000 sessions that
 // read and write use. Within a scenario the contenders take turns in every round.
-async function rounds (servers, cookies) {
+async function rounds (servers, cookies, env) {
   const results = []
   const ordered = [...scenarios].sort((a, b) => (a === 'login') - (b === 'login'))
-  for (const scenario of ordered) {
-    for (const server of servers) {
-      log(`warm-up ${scenario} ${server.contender} (${WARMUP} s)`)
-      await load(server, cookies[server.contender], scenario, WARMUP)
-    }
+  for (const [index, scenario] of ordered.entries()) {
     for (let round = 0; round < ROUNDS; round++) {
+      if (!args.reuse && (index > 0 || round > 0)) await restart(servers, cookies, env, scenario)
+      else if (round === 0) await warmUp(servers, cookies, scenario)
       const order = servers.map((_, i) => servers[(i + round) % servers.length])
       for (const server of order) {
         const run = await measure(server, cookies[server.contender], scenario)
@@ -298,14 +319,14 @@ async function main () {
   const started = Date.now()
   const machine = `Node ${process.version}, ${cpus().length} CPUs, load average ${fmt(loadavg()[0], 2)} at start`
   log(machine)
-  const { servers, backends } = await startAll()
+  const { servers, env, backends } = await startAll()
   try {
     const cookies = {}
     for (const server of servers) {
       cookies[server.contender] = await createSessions(server.url, SESSIONS)
       log(`${SESSIONS} sessions on ${server.contender}`)
     }
-    const results = await rounds(servers, cookies)
+    const results = await rounds(servers, cookies, env)
     const raced = RACES > 0 ? await races(servers) : {}
     const summary = summarize(results)
     const settings = { duration: DURATION, rounds: ROUNDS, warmup: WARMUP, connections: CONNECTIONS, sessions: SESSIONS, machine, seconds: Math.round((Date.now() - started) / 1000) }
@@ -324,8 +345,9 @@ async function main () {
 }
 
 // Everything is bounded; this is the backstop if a server hangs anyway. Besides its load,
-// a measure takes up to 15 s: reading every session's counter before and after a write (on a
-// slow store, seconds each), and waiting for requests still under way to end.
-const budget = (contenders.length * scenarios.length * (ROUNDS * (DURATION + 15) + WARMUP) + 300) * 1000
+// a measure takes up to 30 s: a new server with its sessions, reading every session's
+// counter before and after a write (on a slow store, seconds each), and waiting for
+// requests still under way to end.
+const budget = (contenders.length * scenarios.length * ROUNDS * (DURATION + WARMUP + 30) + 300) * 1000
 setTimeout(() => { console.error('run.mjs: ran out of time'); process.exit(1) }, budget).unref()
 await main()
