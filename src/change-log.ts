@@ -1,20 +1,62 @@
-import { parseJson, toJson } from './json'
+import { isFlatJson, parseJson, toJson } from './json'
 
 const DELETED = Symbol('deleted')
 // What a read of a missing key is recorded as.
 const ABSENT = Symbol('absent')
 
-/** How an object read looked then: its JSON, since it can change in place. */
+type Flat = unknown[] | Record<string, unknown>
+
+// A flat array or plain object holds primitives only (see isFlatJson): a shallow copy is
+// all of it, and comparing entries says what comparing JSON would, without writing any.
+function copyFlat (value: Flat): Flat {
+  return Array.isArray(value) ? value.slice() : { ...value }
+}
+
+function sameFlat (before: Flat, value: object): boolean {
+  if (Array.isArray(before)) {
+    if (!Array.isArray(value) || value.length !== before.length) return false
+    for (let i = 0; i < before.length; i++) if (value[i] !== before[i]) return false
+    return true
+  }
+  if (Array.isArray(value) || !isFlatJson(value)) return false
+  const keys = Object.keys(value)
+  const expected = Object.keys(before)
+  if (keys.length !== expected.length) return false
+  for (let i = 0; i < keys.length; i++) {
+    if (keys[i] !== expected[i] || (value as Record<string, unknown>)[keys[i]] !== before[keys[i]]) return false
+  }
+  return true
+}
+
+/**
+ * How an object read looked then, since it can change in place: a copy of it when it is
+ * flat, its JSON otherwise.
+ */
 class Snapshot {
-  readonly json: string
-  constructor (json: string) {
-    this.json = json
+  readonly #json: string | undefined
+  readonly #flat: Flat | undefined
+
+  constructor (key: string, value: object) {
+    if (isFlatJson(value)) this.#flat = copyFlat(value as Flat)
+    else this.#json = toJson(key, value)
+  }
+
+  /** Whether `value` still has the JSON it had then. */
+  matches (key: string, value: unknown): boolean {
+    // A Date reads back as the string it was written as: any value may equal a JSON.
+    if (this.#flat === undefined) return toJson(key, value) === this.#json
+    return value !== null && typeof value === 'object' && sameFlat(this.#flat, value)
+  }
+
+  /** A new copy of the value as it was then. */
+  restore (): unknown {
+    return this.#flat === undefined ? parseJson(this.#json as string) : copyFlat(this.#flat)
   }
 }
 
 /**
  * What a key holds now, as a read records it: a primitive as itself (it cannot change in
- * place, and comparing it costs nothing), an object as its JSON. A number JSON cannot hold
+ * place, and comparing it costs nothing), an object as a Snapshot. A number JSON cannot hold
  * reads back as null, and is recorded so.
  */
 type Before = string | number | boolean | null | typeof ABSENT | Snapshot
@@ -23,13 +65,13 @@ function snapshot (data: Record<string, unknown>, key: string): Before {
   if (!Object.hasOwn(data, key)) return ABSENT
   const value = data[key]
   if (value === null || typeof value !== 'object') return typeof value === 'number' && !Number.isFinite(value) ? null : value as Before
-  return new Snapshot(toJson(key, value))
+  return new Snapshot(key, value)
 }
 
 // Whether `data` holds `key` as `before` recorded it.
 function unchanged (data: Record<string, unknown>, key: string, before: Before): boolean {
   if (!(before instanceof Snapshot)) return snapshot(data, key) === before
-  return Object.hasOwn(data, key) && toJson(key, data[key]) === before.json
+  return Object.hasOwn(data, key) && before.matches(key, data[key])
 }
 
 // Defined, not assigned: a key read from stored data may be `__proto__`, and assigning it
@@ -90,7 +132,7 @@ export class ChangeLog {
     for (const [key, before] of this.#reads) {
       if (!(before instanceof Snapshot) || this.touches(key) || !Object.hasOwn(data, key)) continue
       const value = data[key]
-      if (value !== null && typeof value === 'object' && toJson(key, value) !== before.json) this.set(key, value)
+      if (value !== null && typeof value === 'object' && !before.matches(key, value)) this.set(key, value)
     }
   }
 
@@ -125,7 +167,7 @@ export class ChangeLog {
     for (const [key, read] of this.#reads ?? []) {
       if (!(read instanceof Snapshot) || !Object.hasOwn(before, key)) continue
       const value = before[key]
-      if (value !== null && typeof value === 'object' && toJson(key, value) !== read.json) put(before, key, parseJson(read.json))
+      if (value !== null && typeof value === 'object' && !read.matches(key, value)) put(before, key, read.restore())
     }
     return before
   }

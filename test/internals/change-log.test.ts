@@ -79,3 +79,57 @@ t.test('after a commit, reads are measured against the committed data', async (t
   objects.detectMutations(data)
   t.equal(objects.touches('list'), true, 'an object read before a commit is watched after it')
 })
+
+t.test('a flat list or object read is kept as a copy, and compares as its JSON would', async (t) => {
+  const changes: Array<[string, unknown, (value: any) => unknown, boolean]> = [
+    ['nothing', ['a', 1], (list) => list, false],
+    ['a push', ['a', 1], (list) => list.push(true), true],
+    ['an entry replaced by an equal one', ['a', 1], (list) => { list[1] = 1 }, false],
+    ['an entry replaced by an object', ['a', 1], (list) => { list[1] = { x: 1 } }, true],
+    ['a shorter list', ['a', 1], (list) => list.pop(), true],
+    ['an object unchanged', { a: 1, b: 'x' }, (object) => object, false],
+    ['an entry changed', { a: 1, b: 'x' }, (object) => { object.b = 'y' }, true],
+    ['an entry added', { a: 1 }, (object) => { object.b = null }, true],
+    ['an entry deleted', { a: 1, b: 2 }, (object) => { delete object.b }, true],
+    ['the same entries in another order', { a: 1, b: 2 }, (object) => { delete object.a; object.a = 1 }, true],
+    ['an entry became an object', { a: 1 }, (object) => { object.a = [1] }, true]
+  ]
+  for (const [name, value, change, changed] of changes) {
+    const data: Record<string, unknown> = { v: value }
+    const before = { ...data }
+    const log = new ChangeLog()
+    log.read(data, 'v')
+    const json = JSON.stringify(value)
+    change(data.v)
+    t.equal(JSON.stringify(data.v) !== json, changed, `${name}: the JSON tells the same`)
+    log.detectMutations(data)
+    t.equal(log.touches('v'), changed, name)
+    const undone = log.undoMutations(before)
+    t.equal(JSON.stringify(undone.v), json, `${name}: undone`)
+  }
+})
+
+t.test('a flat value undone twice gets a copy of its own each time', async (t) => {
+  const data: Record<string, unknown> = { list: [1, 2] }
+  const log = new ChangeLog()
+  log.read(data, 'list')
+  ;(data.list as number[]).push(3)
+  const first = log.undoMutations({ ...data })
+  ;(first.list as number[]).push(4)
+  const second = log.undoMutations({ ...data })
+  t.same(second.list, [1, 2], 'changing the first copy did not change the record of the read')
+  t.not(first.list, second.list)
+})
+
+t.test('a flat value read and written conflicts only when the latest copy holds another one', async (t) => {
+  const log = new ChangeLog()
+  log.read({ list: ['a', 'b'], o: { k: 1 } }, 'list')
+  log.read({ list: ['a', 'b'], o: { k: 1 } }, 'o')
+  log.set('list', ['mine'])
+  log.set('o', { k: 2 })
+  t.equal(log.conflict({ list: ['a', 'b'], o: { k: 1 } }), undefined)
+  t.equal(log.conflict({ list: ['a', 'b', 'c'], o: { k: 1 } }), 'list')
+  t.equal(log.conflict({ list: ['a', 'b'], o: { k: '1' } }), 'o')
+  t.equal(log.conflict({ list: 'a,b', o: { k: 1 } }), 'list', 'a list became a string')
+  t.equal(log.conflict({ list: ['a', 'b'], o: ['k'] }), 'o', 'an object became a list')
+})
