@@ -13,6 +13,8 @@ import { loadedState, type Backend, type Loaded, type SessionState } from './bac
 interface OpenedCookie {
   payload: Buffer
   current: boolean
+  // Whether the recent cookies keep this entry: only then is its decoded session worth keeping.
+  kept: boolean
   // Its session once decoded, kept when the data holds primitives only (a user id, a
   // counter): a shallow copy then gives each request data of its own without decoding.
   flat: SealedSession | undefined
@@ -105,7 +107,7 @@ export class CookieBackend implements Backend {
   // Issued under the current key by this registration: no need to open it.
   #reissued (cookie: string): OpenedCookie | undefined {
     const payload = this.#issued.get(cookie)
-    return payload === undefined ? undefined : { payload, current: true, flat: undefined }
+    return payload === undefined ? undefined : { payload, current: true, kept: false, flat: undefined }
   }
 
   #open (cookie: string): MaybePromise<OpenedCookie | string> {
@@ -116,7 +118,7 @@ export class CookieBackend implements Backend {
 
   #remember (cookie: string, result: Unsealed): OpenedCookie | string {
     if (!result.ok) return result.reason
-    const entry = { payload: result.plaintext, current: result.current, flat: undefined }
+    const entry = { payload: result.plaintext, current: result.current, kept: true, flat: undefined }
     this.#opened.add(cookie, entry)
     return entry
   }
@@ -134,7 +136,7 @@ export class CookieBackend implements Backend {
 
   #decodeOnce (entry: OpenedCookie): SealedSession | undefined {
     const session = this.#decode(entry.payload)
-    if (session !== undefined && isFlatJson(session.data)) entry.flat = copyOf(session)
+    if (entry.kept && session !== undefined && isFlatJson(session.data)) entry.flat = copyOf(session)
     return session
   }
 

@@ -179,7 +179,7 @@ export class StoreBackend implements Backend {
   // now, while it is still what the store was given: once this commit returns, the data is
   // its request's to change again.
   #written (key: string, record: SessionRecord): void {
-    this.#newest.saw(key, record.version)
+    this.#saw(key, record)
     if (!this.#store.waiting(key)) return
     const json = JSON.stringify(record.data)
     this.#dropHanded(key)
