@@ -1,22 +1,25 @@
 // Instructions per request of one build against another, counted by callgrind: a figure
-// that barely moves with the load of a shared machine, for A/B checks of small changes
+// that does not move with the load of a shared machine, for A/B checks of small changes
 // to the core (the HTTP suite, run.mjs, stays the measure that counts).
 //
 //   node benchmarks/instructions.mjs --builds dist,../old/dist [--stores memory,cookie]
-//     [--scenarios read,counter,anon,login] [--requests 2000] [--node-flags=--predictable] [--together]
+//     [--scenarios read,counter,anon,login,browser] [--requests 2000] [--node-flags=...] [--together]
 //
 // Each build runs every scenario twice in a child under valgrind: once with 2,000 warm-up
 // requests (JIT, caches), once with that plus --requests more; the difference divided by
 // --requests is the cost of one request, startup excluded. It includes fastify.inject and
 // Fastify themselves, so compare differences between builds, not the figures to run.mjs.
-// Two children run at once; a pair takes about a minute. --node-flags go to each child's node.
-// --node-flags=--predictable makes V8 as deterministic as it can (no memory reducer, which
-// collects by the wall clock, nothing in background threads); timers still run by the clock,
-// and two runs of one build can differ by a quarter when the machine's load changes between
-// them (measured here: 613,136 and 800,517 for memory/read): run a build against itself to
-// see the spread. --together runs every build's pair of a row at once, so that the builds
-// compared share the machine's load. Add --import ./benchmarks/lib/trace-subscriber.mjs to
-// the flags to measure with tracing subscribed.
+// Two children run at once; a pair takes about a minute. --together runs every build's pair
+// of a row at once.
+//
+// --node-flags go to each child's node; the default, --predictable, is what makes the count
+// repeatable: it keeps V8 from deciding by the wall clock when and how to collect garbage
+// (valgrind slows a child down by however busy the machine is, so those decisions, and the
+// instructions they cost, changed from run to run). One build's cookie/browser request,
+// measured twice at once with it: 409,818 and 409,817 instructions; without it, in two runs
+// the same hour: 377,182 and 621,339. Add
+// --import ./benchmarks/lib/trace-subscriber.mjs to the flags to measure with tracing
+// subscribed.
 import { execFile } from 'node:child_process'
 import { resolve } from 'node:path'
 import { promisify } from 'node:util'
@@ -30,7 +33,7 @@ const { values: args } = parseArgs({
     stores: { type: 'string', default: 'memory,cookie' },
     scenarios: { type: 'string', default: 'read,counter,anon,login' },
     requests: { type: 'string', default: '2000' },
-    'node-flags': { type: 'string', default: '' },
+    'node-flags': { type: 'string', default: '--predictable' },
     together: { type: 'boolean', default: false }
   }
 })
