@@ -5,9 +5,9 @@
 //
 // Every contender is a server in its own child process (lib/server.mjs) with identical
 // routes; autocannon runs here. Each server gets 1,000 sessions up front and every request
-// carries one picked at random. The contenders take turns within each round (rotating
-// order) and each figure is the median over rounds, so bursts of outside load on a shared
-// machine spread over everyone. Besides req/s and latency, each server reports its own CPU
+// carries one picked at random. Within each round the contenders take short turns, again
+// and again (--slices, rotating order), and each figure is the median over rounds, so bursts
+// of outside load on a shared machine spread over everyone. Besides req/s and latency, each server reports its own CPU
 // time over the measured window: microseconds per request is the figure that does not
 // depend on how fast the load generator is.
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -63,6 +63,7 @@ const { values: args } = parseArgs({
     scenarios: { type: 'string', default: Object.keys(SCENARIOS).join(',') },
     duration: { type: 'string', default: '5' },
     rounds: { type: 'string', default: '3' },
+    slices: { type: 'string', default: '5' },
     warmup: { type: 'string', default: '1' },
     connections: { type: 'string', default: '50' },
     sessions: { type: 'string', default: '1000' },
@@ -84,6 +85,8 @@ if (args.help) {
   --scenarios   comma list of ${Object.keys(SCENARIOS).join(', ')}
   --duration    seconds per measured run (default 5)
   --rounds      rounds; each figure is the median over them (default 3)
+  --slices      parts each run is cut into, the contenders taking turns slice by slice
+                (default 5: 1-second turns)
   --warmup      seconds of warm-up per contender and scenario (default 1)
   --connections autocannon connections (default 50)
   --sessions    sessions created per server (default 1000)
@@ -106,6 +109,7 @@ const number = (name) => {
 
 const DURATION = number('duration')
 const ROUNDS = Math.max(1, number('rounds'))
+const SLICES = Math.max(1, Math.round(number('slices')))
 const WARMUP = number('warmup')
 const CONNECTIONS = number('connections')
 const SESSIONS = number('sessions')
@@ -180,21 +184,56 @@ async function counters (server, cookies) {
 // figure does not include. Set by startAll when a PostgreSQL contender runs.
 let database
 
-async function measure (server, cookies, scenario) {
-  const counts = scenario === 'write' && CONTENDERS[server.contender].serverSide
-  const before = counts ? await counters(server, cookies) : undefined
+// One turn of one contender: its figures over `seconds`, as sums, so that turns add up.
+async function measure (server, cookies, scenario, seconds) {
   const onDatabase = CONTENDERS[server.contender].postgres
   await server.rpc('start')
   const dbStart = onDatabase ? database.cpuUs() : 0
-  const run = await load(server, cookies, scenario, DURATION)
+  const run = await load(server, cookies, scenario, seconds)
   const dbUs = onDatabase ? database.cpuUs() - dbStart : 0
   const { cpuUs, served, queries, begun } = await server.rpc('stop')
-  const after = counts ? await counters(server, cookies) : undefined
-  const lost = counts ? (after.acknowledged - before.acknowledged) - (after.sum - before.sum) : null
-  const writes = counts ? after.acknowledged - before.acknowledged : null
-  const queriesPerReq = onDatabase ? queries / begun : null
-  const dbUsPerReq = onDatabase ? dbUs / served : null
-  return { ...run, served, cpuUsPerReq: cpuUs / served, queriesPerReq, dbUsPerReq, lost, writes }
+  return { ...run, served, cpuUs, dbUs, queries, begun }
+}
+
+const sum = (turns, field) => turns.reduce((total, turn) => total + turn[field], 0)
+
+// A contender's turns in one round, as one run: rates over the whole, latencies the median
+// turn's. `before` and `after` are its counters around all of them (write runs on server stores).
+function combine (turns, onDatabase, before, after) {
+  const served = sum(turns, 'served')
+  const writes = before === undefined ? null : after.acknowledged - before.acknowledged
+  return {
+    reqPerSec: sum(turns, 'reqPerSec') / turns.length,
+    p50: median(turns.map((turn) => turn.p50)),
+    p99: median(turns.map((turn) => turn.p99)),
+    ok: sum(turns, 'ok'),
+    errors: sum(turns, 'errors'),
+    served,
+    cpuUsPerReq: sum(turns, 'cpuUs') / served,
+    queriesPerReq: onDatabase ? sum(turns, 'queries') / sum(turns, 'begun') : null,
+    dbUsPerReq: onDatabase ? sum(turns, 'dbUs') / served : null,
+    lost: writes === null ? null : writes - (after.sum - before.sum),
+    writes
+  }
+}
+
+// Each contender's turns in one round, the contenders taking turns in `order`. The machine's
+// speed drifts over seconds: short turns, taken in order again and again, spread that drift
+// over every contender instead of handing it to one.
+async function takeTurns (order, cookies, scenario) {
+  const counts = (server) => scenario === 'write' && CONTENDERS[server.contender].serverSide
+  const before = new Map()
+  for (const server of order.filter(counts)) before.set(server, await counters(server, cookies[server.contender]))
+  const turns = new Map(order.map((server) => [server, []]))
+  for (let slice = 0; slice < SLICES; slice++) {
+    for (const server of order) turns.get(server).push(await measure(server, cookies[server.contender], scenario, DURATION / SLICES))
+  }
+  const runs = new Map()
+  for (const server of order) {
+    const after = counts(server) ? await counters(server, cookies[server.contender]) : undefined
+    runs.set(server, combine(turns.get(server), CONTENDERS[server.contender].postgres, before.get(server), after))
+  }
+  return runs
 }
 
 /** Starts a backing server when a chosen contender needs one, or drops those contenders. */
@@ -257,8 +296,7 @@ async function rounds (servers, cookies, env) {
       if (!args.reuse && (index > 0 || round > 0)) await restart(servers, cookies, env, scenario)
       else if (round === 0) await warmUp(servers, cookies, scenario)
       const order = servers.map((_, i) => servers[(i + round) % servers.length])
-      for (const server of order) {
-        const run = await measure(server, cookies[server.contender], scenario)
+      for (const [server, run] of await takeTurns(order, cookies, scenario)) {
         results.push({ round, scenario, contender: server.contender, ...run })
         const lost = run.lost === null ? '' : `, ${run.lost} increments lost`
         const queries = run.queriesPerReq === null ? '' : `, ${fmt(run.queriesPerReq, 2)} queries/req, ${fmt(run.dbUsPerReq, 1)} µs database CPU/req`
@@ -329,7 +367,7 @@ async function main () {
     const results = await rounds(servers, cookies, env)
     const raced = RACES > 0 ? await races(servers) : {}
     const summary = summarize(results)
-    const settings = { duration: DURATION, rounds: ROUNDS, warmup: WARMUP, connections: CONNECTIONS, sessions: SESSIONS, machine, seconds: Math.round((Date.now() - started) / 1000) }
+    const settings = { duration: DURATION, rounds: ROUNDS, slices: SLICES, warmup: WARMUP, connections: CONNECTIONS, sessions: SESSIONS, machine, seconds: Math.round((Date.now() - started) / 1000) }
     const checks = targets(summary, raced)
     const table = markdown(summary, raced, checks, settings, CONTENDERS)
     mkdirSync(args.out, { recursive: true })
@@ -348,6 +386,6 @@ async function main () {
 // a measure takes up to 30 s: a new server with its sessions, reading every session's
 // counter before and after a write (on a slow store, seconds each), and waiting for
 // requests still under way to end.
-const budget = (contenders.length * scenarios.length * ROUNDS * (DURATION + WARMUP + 30) + 300) * 1000
+const budget = (contenders.length * scenarios.length * ROUNDS * (DURATION + WARMUP + 30 + 2 * SLICES) + 300) * 1000
 setTimeout(() => { console.error('run.mjs: ran out of time'); process.exit(1) }, budget).unref()
 await main()

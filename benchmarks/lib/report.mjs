@@ -90,7 +90,8 @@ export function targets (summary, races) {
 export function markdown (summary, races, checks, settings, contenders) {
   const lines = [
     `${settings.machine}; autocannon with ${settings.connections} connections, ${settings.sessions} sessions per server, ` +
-      `${settings.rounds} rounds of ${settings.duration} s per contender and scenario (median), ${settings.seconds} s in all.`,
+      `${settings.rounds} rounds of ${settings.duration} s per contender and scenario (median)` +
+      `${(settings.slices ?? 1) > 1 ? `, each taken in ${settings.slices} turns` : ''}, ${settings.seconds} s in all.`,
     '',
     '| scenario | contender | req/s | × bare | p50 ms | p99 ms | errors | server CPU µs/req | overhead µs/req | queries/req | database CPU µs/req | increments lost |',
     '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|'
