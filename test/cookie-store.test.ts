@@ -1,6 +1,6 @@
 import { createHook } from 'node:async_hooks'
 import { Writable } from 'node:stream'
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import type { FastifyInstance, FastifyRequest, LightMyRequestResponse } from 'fastify'
 import t from 'tap'
 import { KeyRing } from '../src/crypto/key-ring'
 import { seal, unseal } from '../src/crypto/seal'
@@ -12,6 +12,18 @@ type Mode = NonNullable<SessionCryptoOptions['offload']>
 const T0 = 1_700_000_000_000
 
 interface LogLine { level: number, msg: string, sessionRejected?: string, err?: { code?: string, message?: string } }
+
+// Changes every array and object value in place, one and two levels down.
+function changeInside (session: FastifyRequest['session']): void {
+  for (const key of Object.keys(session.data())) {
+    const value = session.get(key) as unknown
+    if (Array.isArray(value)) value.push('added')
+    else if (value !== null && typeof value === 'object') {
+      for (const inner of Object.values(value)) if (Array.isArray(inner)) inner.push('added')
+      Object.assign(value, { added: true })
+    }
+  }
+}
 
 function routes (app: FastifyInstance): void {
   app.post('/login', async (req) => { await req.session.regenerate(); req.session.set('user', 'ada'); return { id: req.session.id } })
@@ -66,6 +78,15 @@ function routes (app: FastifyInstance): void {
     req.session.delete('s')
     req.session.set('added', true)
     throw new Error('route failed')
+  })
+  app.get('/change-inside-then-fail', async (req) => {
+    changeInside(req.session)
+    throw new Error('route failed')
+  })
+  app.get('/change-inside-then-reload', async (req) => {
+    changeInside(req.session)
+    await req.session.reload()
+    return req.session.data()
   })
   app.get('/big/:size', async (req) => {
     req.session.set('big', 'x'.repeat(Number((req.params as { size: string }).size)))
@@ -257,19 +278,25 @@ t.test('saveUninitialized and rolling', async (t) => {
   t.match(setCookieLine(again), /Max-Age=60/)
 })
 
-t.test("a remembered cookie gives each request data of its own, whatever an earlier request did to its copy", async (t) => {
+t.test('a remembered cookie gives each request data of its own, whatever an earlier request did to its copy', async (t) => {
   const issuing = await setup(t)
-  // Another server with the same secret: it opens the cookie once and remembers it.
-  const { app } = await setup(t)
-  for (const data of [{ n: 1, s: 'x', constructor: 'c', none: null }, { n: 1, s: 'x', list: [1, 2] }]) {
+  // Another server with the same secret: it opens the cookie once and remembers it; the
+  // issuing server knows it from sealing it.
+  const other = await setup(t)
+  const flat = { n: 1, s: 'x', list: ['a', 'b'], prefs: { theme: 'dark', size: 2 } }
+  for (const data of [{ n: 1, s: 'x', constructor: 'c', none: null }, { n: 1, s: 'x', list: [1, 2] }, flat, { n: 1, s: 'x', deep: { list: [1] } }]) {
     const cookie = sessionCookie(await issuing.app.inject({ method: 'POST', url: '/put-many', payload: data })) as string
-    for (let i = 0; i < 3; i++) {
-      t.same(json(await app.inject({ url: '/dump', headers: { cookie } })), data, `request ${i + 1} reads what was sealed`)
-      t.equal((await app.inject({ url: '/change-then-fail', headers: { cookie } })).statusCode, 500)
+    for (const [name, { app }] of Object.entries({ issuing, other })) {
+      for (let i = 0; i < 3; i++) {
+        t.same(json(await app.inject({ url: '/dump', headers: { cookie } })), data, `${name}: request ${i + 1} reads what was sealed`)
+        t.equal((await app.inject({ url: '/change-then-fail', headers: { cookie } })).statusCode, 500)
+        t.equal((await app.inject({ url: '/change-inside-then-fail', headers: { cookie } })).statusCode, 500)
+      }
+      t.same(json(await app.inject({ url: '/change-inside-then-reload', headers: { cookie } })), data, `${name}: reload() undoes changes inside values`)
+      const cart = await app.inject({ url: '/cart', headers: { cookie } })
+      t.same(json(cart), ['a'])
+      t.same(json(await app.inject({ url: '/dump', headers: { cookie } })), data, `${name}: a change in another request stays in its own cookie`)
     }
-    const cart = await app.inject({ url: '/cart', headers: { cookie } })
-    t.same(json(cart), ['a'])
-    t.same(json(await app.inject({ url: '/dump', headers: { cookie } })), data, 'a change in another request stays in its own cookie')
   }
 })
 

@@ -53,14 +53,17 @@ function roundTrips (t: tap.Test, make: (t: tap.Test) => Promise<FastifyInstance
       const kept = await keep(app)
       t.equal(kept.statusCode, 200, 'set() accepts the value')
       const cookie = sessionCookie(kept) as string
-      const res = await app.inject({ url: '/inspect', headers: { cookie } })
-      t.equal(res.statusCode, 200, 'the next request answers 200')
-      // Parsed with JSON.parse on purpose: it keeps "__proto__" as an own key.
-      const inspected = res.statusCode === 200 ? JSON.parse(res.body) as Inspected | null : null
-      t.same(inspected?.names, expected.names, 'the same own keys')
-      t.same(inspected?.proto, expected.proto, 'the own __proto__ value')
-      t.same(inspected?.ctor, expected.ctor, 'the own constructor value')
-      t.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype was polluted')
+      // Twice: a cookie store decodes the first time and may copy what it decoded after.
+      for (const which of ['the next request', 'a later one']) {
+        const res = await app.inject({ url: '/inspect', headers: { cookie } })
+        t.equal(res.statusCode, 200, `${which} answers 200`)
+        // Parsed with JSON.parse on purpose: it keeps "__proto__" as an own key.
+        const inspected = res.statusCode === 200 ? JSON.parse(res.body) as Inspected | null : null
+        t.same(inspected?.names, expected.names, `${which}: the same own keys`)
+        t.same(inspected?.proto, expected.proto, `${which}: the own __proto__ value`)
+        t.same(inspected?.ctor, expected.ctor, `${which}: the own constructor value`)
+        t.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype was polluted')
+      }
       const logout = await app.inject({ method: 'POST', url: '/logout', headers: { cookie } })
       t.equal(logout.statusCode, 200, 'logout works')
       t.match(setCookieLine(logout), /^sid=;/, 'and clears the cookie')
