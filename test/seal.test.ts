@@ -81,6 +81,18 @@ t.test('values are AES-256-GCM byte for byte: node:crypto opens what seal() make
   t.equal(mismatches, 0)
 })
 
+t.test('each seal is authenticated with its own context, however contexts and lengths alternate', async (t) => {
+  const key = ring.material().keys[0].key
+  const opened: Array<string | undefined> = []
+  const expected: string[] = []
+  for (const [i, context] of ['sid', 'other', 'sid', 's', 'a-much-longer-cookie-name-than-usual', 'sid'].entries()) {
+    const text = 'v'.repeat(i * 5)
+    opened.push(nodeOpen(key, seal(ring, context, text), context))
+    expected.push(text)
+  }
+  t.same(opened, expected)
+})
+
 t.test('a value sealed by the previous implementation (a node:crypto cipher object per value) still opens', async (t) => {
   const previous = 'Aaolz-UsSwDRP8qFDBqk9o1p80Lswr65-NEDuchP0_E57rXCnGGjGe3cAfYVBCQEAQ0wBNJOGmhI_x1uO81E1NrahgR7LupedSGU5CY6fAerz2mUVpaLWqdCA961DqesMVe1aTp7Rh5yq_K5TelA'
   const opened = unseal(ring, 'sid', previous)
