@@ -7,9 +7,9 @@
 // routes; autocannon runs here. Each server gets 1,000 sessions up front and every request
 // carries one picked at random. Within each round the contenders take short turns, again
 // and again (--slices, rotating order), and each figure is the median over rounds, so bursts
-// of outside load on a shared machine spread over everyone. Besides req/s and latency, each server reports its own CPU
-// time over the measured window: microseconds per request is the figure that does not
-// depend on how fast the load generator is.
+// of outside load on a shared machine spread over everyone. Besides req/s and latency, each
+// server reports its own CPU time over the measured window: microseconds per request is the
+// figure that does not depend on how fast the load generator is.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { resolve } from 'node:path'
