@@ -172,7 +172,7 @@ export class GcmKey {
   #tag (stream: Buffer, mask: number, aad: Uint8Array, out: Uint8Array, start: number, end: number): void {
     const state = this.#state
     const lengths = this.#lengths
-    if (!sameBytes(this.#aad, aad)) {
+    if (!this.#aad.equals(aad)) {
       this.#aadState.fill(0)
       ghash(this.#table, this.#aadState, aad, 0, aad.length)
       this.#aad = Buffer.from(aad)
@@ -190,19 +190,12 @@ export class GcmKey {
   }
 }
 
-function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
-}
-
-// A batch's counter blocks, nonces left zero: block b of each nonce ends in b + 1, big-endian.
+// A batch's counter blocks with the nonces left zero, for refills to fill in.
 function batchCounters (): Int32Array {
-  const counters = new Int32Array(BATCH_NONCES * BATCH_BLOCKS * 4)
-  const view = new DataView(counters.buffer)
-  for (let block = 0; block < BATCH_NONCES * BATCH_BLOCKS; block++) {
-    view.setUint32(block * BLOCK + GCM_NONCE_BYTES, block % BATCH_BLOCKS + 1)
-  }
+  const counters = new Int32Array(BATCH_NONCES * BATCH_SLOT / 4)
+  const bytes = Buffer.from(counters.buffer)
+  const unset = new Uint8Array(GCM_NONCE_BYTES)
+  for (let slot = 0; slot < BATCH_NONCES; slot++) counterBlocks(unset, bytes, slot * BATCH_SLOT, BATCH_BLOCKS)
   return counters
 }
 
