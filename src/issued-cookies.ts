@@ -1,7 +1,15 @@
 /** Cookies an `IssuedCookies` keeps at most. */
 export const ISSUED_COOKIES = 8192
-/** Bytes of payload an `IssuedCookies` keeps at most. */
-export const ISSUED_BYTES = 1024 * 1024
+/** Bytes of cookies and payloads an `IssuedCookies` keeps at most. */
+export const ISSUED_BYTES = 2 * 1024 * 1024
+
+// Where a cookie's slot is found: a bucket per two slots, picked by a hash of the cookie's
+// last characters (the GCM tag's, random); a bucket holds slot + 1, 0 for none.
+export function bucketOf (cookie: string, mask: number): number {
+  let key = 0
+  for (let i = Math.max(0, cookie.length - 8); i < cookie.length; i++) key = Math.imul(key ^ cookie.charCodeAt(i), 0x9e3779b1)
+  return ((key >>> 16) ^ key) & mask
+}
 
 /**
  * The plaintexts of the sealed cookies one registration issued lately. A browser sends a
@@ -9,26 +17,33 @@ export const ISSUED_BYTES = 1024 * 1024
  * opening (a node:crypto cipher object and its native handle per cookie).
  *
  * Most issued cookies never come back (the session's next write replaces them), so keeping
- * one must cost next to nothing: the payloads are copied into one ring of bytes allocated
- * once, and the cookies into a ring of slots, oldest first. Adding one allocates no object
- * of its own (only the Map's entry), and the oldest make room for the newest.
+ * one must cost next to nothing, for the garbage collector too: each cookie's characters
+ * and its payload are copied into one ring of bytes allocated once, oldest first, and found
+ * through a table of integers. No string is kept or hashed, no object allocated per cookie.
+ * Two cookies that meet in a bucket: the newer one wins, the older one is a miss (one
+ * opening), never a wrong answer, since a hit compares the whole cookie.
  */
 export class IssuedCookies {
-  #slots: Array<string | undefined>
+  #buckets: Int32Array
+  // Per slot: where its cookie starts, where its payload starts and ends in #bytes, its bucket.
   #starts: Int32Array
+  #payloads: Int32Array
   #ends: Int32Array
-  #index = new Map<string, number>()
+  #bucketOf: Int32Array
   #bytes: Buffer | undefined
   #capacity: number
   #oldest = 0
   #count = 0
-  // Where the next payload's bytes go.
+  // Where the next cookie's bytes go.
   #at = 0
 
   constructor (slots = ISSUED_COOKIES, bytes = ISSUED_BYTES) {
-    this.#slots = new Array<string | undefined>(slots).fill(undefined)
+    // A power of two, at least twice the slots, so that few cookies meet in a bucket.
+    this.#buckets = new Int32Array(2 ** Math.ceil(Math.log2(slots * 2)))
     this.#starts = new Int32Array(slots)
+    this.#payloads = new Int32Array(slots)
     this.#ends = new Int32Array(slots)
+    this.#bucketOf = new Int32Array(slots)
     this.#capacity = bytes
   }
 
@@ -38,38 +53,48 @@ export class IssuedCookies {
 
   /** A copy of the payload `cookie` was sealed from, or undefined when it is not kept. */
   get (cookie: string): Buffer | undefined {
-    const slot = this.#index.get(cookie)
-    if (slot === undefined) return undefined
+    const slot = this.#buckets[bucketOf(cookie, this.#buckets.length - 1)] - 1
+    if (slot < 0) return undefined
+    const bytes = this.#bytes as Buffer
+    const start = this.#starts[slot]
+    const payload = this.#payloads[slot]
+    if (payload - start !== cookie.length || bytes.toString('latin1', start, payload) !== cookie) return undefined
     // A copy: the ring's bytes are overwritten while the request may still read them.
-    return Buffer.from((this.#bytes as Buffer).subarray(this.#starts[slot], this.#ends[slot]))
+    const copy = Buffer.allocUnsafe(this.#ends[slot] - payload)
+    bytes.copy(copy, 0, payload, this.#ends[slot])
+    return copy
   }
 
+  /** Keeps `payload` as what `cookie` (base64url, so one byte a character) was sealed from. */
   add (cookie: string, payload: Uint8Array): void {
-    const length = payload.byteLength
-    // One payload may take at most a quarter of the ring: a few large ones must not evict all.
+    const length = cookie.length + payload.byteLength
+    // One cookie may take at most a quarter of the ring: a few large ones must not evict all.
     // A cookie is never issued twice (each seal draws a fresh nonce), so it is not looked up.
     if (length * 4 > this.#capacity) return
     this.#bytes ??= Buffer.allocUnsafeSlow(this.#capacity)
     const start = this.#room(length)
-    const slot = (this.#oldest + this.#count) % this.#slots.length
-    this.#bytes.set(payload, start)
-    this.#slots[slot] = cookie
+    const slot = (this.#oldest + this.#count) % this.#starts.length
+    this.#bytes.write(cookie, start, 'latin1')
+    this.#bytes.set(payload, start + cookie.length)
+    const bucket = bucketOf(cookie, this.#buckets.length - 1)
     this.#starts[slot] = start
+    this.#payloads[slot] = start + cookie.length
     this.#ends[slot] = start + length
-    this.#index.set(cookie, slot)
+    this.#bucketOf[slot] = bucket
+    this.#buckets[bucket] = slot + 1
     this.#count++
     this.#at = start + length
   }
 
-  // Where `length` bytes fit after the newest payload, dropping the oldest cookies until
-  // they do (and until a slot is free).
+  // Where `length` bytes fit after the newest cookie, dropping the oldest until they do
+  // (and until a slot is free).
   #room (length: number): number {
     for (;;) {
       if (this.#count === 0) return 0
       const start = this.#starts[this.#oldest]
       const at = this.#at
-      if (this.#count < this.#slots.length) {
-        // The payloads kept run from `start` to `at`, wrapping round the end when start >= at.
+      if (this.#count < this.#starts.length) {
+        // The bytes kept run from `start` to `at`, wrapping round the end when start >= at.
         if (start < at && at + length <= this.#capacity) return at
         if (start < at && length <= start) return 0
         if (start >= at && at + length <= start) return at
@@ -80,10 +105,10 @@ export class IssuedCookies {
 
   #dropOldest (): void {
     const slot = this.#oldest
-    // A cookie added twice all the same is forgotten with its older slot: a miss, no harm.
-    this.#index.delete(this.#slots[slot] as string)
-    this.#slots[slot] = undefined
-    this.#oldest = (slot + 1) % this.#slots.length
+    // Its bucket, unless a newer cookie has taken it since.
+    const bucket = this.#bucketOf[slot]
+    if (this.#buckets[bucket] === slot + 1) this.#buckets[bucket] = 0
+    this.#oldest = (slot + 1) % this.#starts.length
     this.#count--
   }
 }

@@ -1,7 +1,8 @@
 import t from 'tap'
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { transferableSymbol, valueSymbol } from 'piscina'
-import { GcmKey } from '../src/crypto/gcm-key'
+import { gcmCode, MAX_BYTES } from '../src/crypto/gcm-code'
+import { GcmKey, MAX_PREFIX } from '../src/crypto/gcm-key'
 import { formatKeyId, KeyRing } from '../src/crypto/key-ring'
 import { FORMAT_VERSION, SEAL_OVERHEAD, seal, sealedLength, unseal, type Unsealed } from '../src/crypto/seal'
 import { createHandler } from '../src/crypto/worker'
@@ -98,6 +99,45 @@ t.test('a value sealed by the previous implementation (a node:crypto cipher obje
   const opened = unseal(ring, 'sid', previous)
   t.equal(opened.ok && opened.plaintext.toString(), record)
   t.equal(opened.ok && opened.current, true)
+})
+
+// What node:crypto makes of the same inputs under the nonce GcmKey drew.
+function nodeSeal (raw: Buffer, prefix: Buffer, aad: Buffer, plaintext: Buffer, sealed: string): string {
+  const nonce = Buffer.from(sealed, 'base64url').subarray(prefix.length, prefix.length + 12)
+  const cipher = createCipheriv('aes-256-gcm', raw, nonce, { authTagLength: 16 })
+  cipher.setAAD(aad)
+  const body = Buffer.concat([cipher.update(plaintext), cipher.final()])
+  return Buffer.concat([prefix, nonce, body, cipher.getAuthTag()]).toString('base64url')
+}
+
+t.test('GcmKey seals byte for byte as node:crypto on every path, with or without WebAssembly', async (t) => {
+  const raw = randomBytes(32)
+  const header = randomBytes(5)
+  const aad = Buffer.concat([header, Buffer.from('sid')])
+  // Block edges, the 256 bytes a batch slot covers, the longest value sealed in WebAssembly
+  // and one more (OpenSSL), a header and authenticated data too long for it (OpenSSL too).
+  const cases: Array<[Buffer, Buffer, number]> = [0, 1, 15, 16, 17, 255, 256, 257, 1000, MAX_BYTES, MAX_BYTES + 1]
+    .map((length) => [header, aad, length])
+  cases.push([randomBytes(MAX_PREFIX + 1), aad, 40], [header, randomBytes(MAX_BYTES + 1), 40], [header, aad, 40])
+  for (const [name, key] of [['WebAssembly', new GcmKey(raw)], ['OpenSSL only', new GcmKey(raw, () => undefined)]] as const) {
+    let mismatches = 0
+    // Twice round, past a batch of nonces, so that the hashed authenticated data is reused.
+    for (let round = 0; round < 6; round++) {
+      for (const [prefix, data, length] of cases) {
+        const plaintext = randomBytes(length)
+        const sealed = key.seal(prefix, data, plaintext)
+        if (sealed !== nodeSeal(raw, prefix, data, plaintext, sealed)) mismatches++
+      }
+    }
+    t.equal(mismatches, 0, name)
+  }
+})
+
+t.test('without WebAssembly, or when an instance cannot be made, there is no code and sealing goes to OpenSSL', async (t) => {
+  t.equal(gcmCode(null), undefined)
+  const failing = { Module: class { constructor () { throw new RangeError('out of memory') } }, Instance: class {} }
+  t.equal(gcmCode(failing as unknown as Parameters<typeof gcmCode>[0]), undefined)
+  t.type(gcmCode()?.seal, 'function', 'this node has it')
 })
 
 t.test('GcmKey refuses a value shorter than its tag, and a nonce that is not 12 bytes', async (t) => {

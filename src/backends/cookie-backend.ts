@@ -52,7 +52,8 @@ export class CookieBackend implements Backend {
   }
 
   load (cookie: string): MaybePromise<Loaded> {
-    const entry = this.#opened.get(cookie) ?? this.#reissued(cookie) ?? this.#open(cookie)
+    // Issued here first: the usual case, and the one that needs no hash of the cookie string.
+    const entry = this.#reissued(cookie) ?? this.#opened.get(cookie) ?? this.#open(cookie)
     return then(entry, (found) => this.#loaded(cookie, found))
   }
 

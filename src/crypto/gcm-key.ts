@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createSecretKey, randomFillSync, type Cipher, type KeyObject } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, randomFillSync, type Cipher, type KeyObject } from 'node:crypto'
+import { AAD_STATE, gcmCode, LONG_STREAM, MAX_BYTES, OUT, STREAM_SLOT, STREAMS, TABLE, type GcmCode } from './gcm-code'
 
 const BLOCK = 16
 export const GCM_NONCE_BYTES = 12
@@ -10,8 +11,12 @@ const TAG_LENGTH = { authTagLength: GCM_TAG_BYTES }
 // (each call costs about as much as the rest of a small seal). Every nonce is 96 fresh
 // random bits, handed out once; a longer value gets the rest of its keystream on demand.
 const BATCH_NONCES = 64
-const BATCH_BLOCKS = 1 + 16
-const BATCH_SLOT = BATCH_BLOCKS * BLOCK
+const BATCH_BLOCKS = STREAM_SLOT / BLOCK
+/** The longest header `seal()` writes before the nonce. */
+export const MAX_PREFIX = 16
+// Where seal() puts the nonce and the plaintext in the heap, after the header.
+const NONCE = OUT + MAX_PREFIX
+const DATA = NONCE + GCM_NONCE_BYTES
 // Multiplication by H, 4 bits of the multiplier at a time: 32 nibble positions, 16 values
 // each, a 128-bit product (4 words) per entry. 8 KB per key.
 const POSITIONS = 32
@@ -52,14 +57,6 @@ function readWord (bytes: Uint8Array, at: number): number {
   return (bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3]
 }
 
-// A word of a block that may end early: missing bytes count as zero (GHASH pads with zeros).
-function paddedWord (bytes: Uint8Array, at: number, end: number): number {
-  if (at + 4 <= end) return readWord(bytes, at)
-  let word = 0
-  for (let i = 0; i < 4; i++) word = (word << 8) | (at + i < end ? bytes[at + i] : 0)
-  return word
-}
-
 /**
  * AES-256-GCM (NIST SP 800-38D, 96-bit nonces, 128-bit tags) for one key, byte for byte
  * what node:crypto's 'aes-256-gcm' produces, without an OpenSSL cipher object per value.
@@ -67,19 +64,21 @@ function paddedWord (bytes: Uint8Array, at: number, end: number): number {
  * Why: creating that object, setting its data and reading its tag take six native calls
  * and leave a native handle to the garbage collector, most of a small seal's cost. Here AES
  * runs as the bare block function (an ECB object with no padding, created once per key and
- * fed counter blocks, which is what GCM's counter mode does inside), and GHASH runs in
- * JavaScript on a table of multiples of H made once per key. Everything is synchronous, so
- * the reused buffers below are never seen half-written. Only sealing takes this path: its
- * GHASH input is ciphertext of its own making under a fresh random nonce. Opening, whose
- * input a client chooses, uses node:crypto's cipher (see open()).
+ * fed counter blocks, which is what GCM's counter mode does inside), and the XOR with the
+ * keystream and GHASH run in WebAssembly (gcm-code.ts) on a table of multiples of H made
+ * once per key, when it first seals. Everything is synchronous, so the instance's memory is
+ * never seen half-written. Only sealing takes this path: its GHASH input is ciphertext of
+ * its own making under a fresh random nonce. Opening, whose input a client chooses, uses
+ * node:crypto's cipher (see open()), and so do values longer than MAX_BYTES, where the
+ * cipher object's cost no longer matters, and every seal where WebAssembly is missing.
  */
 export class GcmKey {
   readonly #aes: Cipher
   // A KeyObject spares OpenSSL a key import on every opening.
   readonly #secret: KeyObject
-  readonly #table: Int32Array
-  readonly #state = new Int32Array(4)
-  readonly #lengths = Buffer.alloc(BLOCK)
+  readonly #makeCode: () => GcmCode | undefined
+  // null until the first seal.
+  #code: GcmCode | undefined | null = null
   // A batch's nonces as 32-bit words, and its counter blocks (nonce || counter) as words: the
   // counters are written once, here, and a batch only copies each nonce's three words into its
   // blocks (byte by byte, that copy cost a seal more than GHASH did; measured by callgrind).
@@ -88,41 +87,47 @@ export class GcmKey {
   readonly #nonces = Buffer.from(this.#nonceWords.buffer)
   readonly #counters = batchCounters()
   readonly #counterBytes = Buffer.from(this.#counters.buffer)
-  #streams = Buffer.alloc(0)
   #next = BATCH_NONCES
-  // GHASH over the last authenticated data, which nearly every seal repeats (the format,
-  // key id and cookie name): it is public, so its hash is kept rather than made again.
-  #aad = Buffer.alloc(0)
-  readonly #aadState = new Int32Array(4)
+  // The last authenticated data, which nearly every seal repeats (the format, key id and
+  // cookie name): it is public, so its GHASH (at AAD_STATE) is kept rather than made again.
+  #aad: Buffer | undefined
 
-  constructor (key: Uint8Array) {
+  /** `code` makes the WebAssembly instance; tests pass one that has none. */
+  constructor (key: Uint8Array, code = gcmCode) {
     this.#secret = createSecretKey(key)
     this.#aes = createCipheriv('aes-256-ecb', key, null)
     this.#aes.setAutoPadding(false)
-    this.#table = multiplesOf(this.#aes.update(Buffer.alloc(BLOCK)))
+    this.#makeCode = code
   }
 
   /**
-   * Encrypts `plaintext` with `aad` under a fresh nonce, into `out`: the nonce at `nonceAt`,
-   * then the ciphertext and the tag at `at`. `out` may not overlap the other arguments.
+   * base64url of `prefix` (at most MAX_PREFIX bytes, written as given: the caller makes it
+   * part of `aad`), a fresh nonce, the ciphertext of `plaintext` and the tag over `aad`.
    */
-  seal (aad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, nonceAt: number, at: number): void {
-    if (this.#next === BATCH_NONCES) this.#refill()
-    const slot = this.#next++
-    const nonces = this.#nonces
-    for (let i = 0; i < GCM_NONCE_BYTES; i++) out[nonceAt + i] = nonces[slot * GCM_NONCE_BYTES + i]
+  seal (prefix: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): string {
+    const code = this.#code === null ? this.#instance() : this.#code
     const length = plaintext.length
-    const batched = length <= BATCH_SLOT - BLOCK
-    const stream = batched ? this.#streams : this.#keystream(out.subarray(nonceAt, nonceAt + GCM_NONCE_BYTES), length)
-    const mask = batched ? slot * BATCH_SLOT : 0
-    for (let i = 0; i < length; i++) out[at + i] = plaintext[i] ^ stream[mask + BLOCK + i]
-    this.#tag(stream, mask, aad, out, at, at + length)
+    if (code === undefined || length > MAX_BYTES || aad.length > MAX_BYTES || prefix.length > MAX_PREFIX) {
+      return this.#sealWithOpenSsl(prefix, aad, plaintext)
+    }
+    const heap = code.heap
+    if (this.#next === BATCH_NONCES) this.#refill(code)
+    const slot = this.#next++
+    const start = NONCE - prefix.length
+    for (let i = 0; i < prefix.length; i++) heap[start + i] = prefix[i]
+    for (let i = 0; i < GCM_NONCE_BYTES; i++) heap[NONCE + i] = this.#nonces[slot * GCM_NONCE_BYTES + i]
+    // Before the plaintext: the authenticated data is hashed where the plaintext goes.
+    if (this.#aad === undefined || !this.#aad.equals(aad)) this.#hashAad(code, aad)
+    heap.set(plaintext, DATA)
+    const stream = length <= STREAM_SLOT - BLOCK ? STREAMS + slot * STREAM_SLOT : this.#longStream(code, length)
+    code.seal(DATA, length, stream, aad.length * 8)
+    return heap.toString('base64url', start, DATA + length + GCM_TAG_BYTES)
   }
 
   /**
    * The plaintext of `sealed` (ciphertext then tag), or undefined when authentication fails.
    * Opening runs on whatever a client sends, so it goes through OpenSSL, whose GHASH is
-   * constant time: the table lookups of `ghash` below would let input chosen by an attacker
+   * constant time: the table lookups of GHASH here would let input chosen by an attacker
    * meet the secret H.
    */
   open (nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Buffer | undefined {
@@ -141,7 +146,18 @@ export class GcmKey {
     }
   }
 
-  #refill (): void {
+  // The instance and its table of multiples of H = E(0^128), in GCM's byte order.
+  #instance (): GcmCode | undefined {
+    const code = this.#makeCode()
+    if (code !== undefined) {
+      const table = multiplesOf(this.#aes.update(Buffer.alloc(BLOCK)))
+      for (let word = 0; word < TABLE_WORDS; word++) writeWord(code.heap, TABLE + word * 4, table[word])
+    }
+    this.#code = code
+    return code
+  }
+
+  #refill (code: GcmCode): void {
     const nonces = this.#nonceWords
     const counters = this.#counters
     randomFillSync(nonces)
@@ -155,47 +171,45 @@ export class GcmKey {
         counters[at + 2] = n2
       }
     }
-    this.#streams = this.#aes.update(this.#counterBytes)
+    code.heap.set(this.#aes.update(this.#counterBytes), STREAMS)
     this.#next = 0
   }
 
-  // E(J0), the tag's mask, then the keystream for `length` bytes.
-  #keystream (nonce: Uint8Array, length: number): Buffer {
+  // E(J0), the tag's mask, then the keystream for `length` bytes, for the nonce in the heap.
+  #longStream (code: GcmCode, length: number): number {
     const blocks = 1 + Math.ceil(length / BLOCK)
     const counters = Buffer.allocUnsafe(blocks * BLOCK)
-    counterBlocks(nonce, counters, 0, blocks)
-    return this.#aes.update(counters)
+    counterBlocks(code.heap.subarray(NONCE, NONCE + GCM_NONCE_BYTES), counters, 0, blocks)
+    code.heap.set(this.#aes.update(counters), LONG_STREAM)
+    return LONG_STREAM
   }
 
-  // GHASH over aad, the ciphertext out[start, end) and their bit lengths, masked with E(J0)
-  // (stream[mask, mask + 16)); the tag goes right after the ciphertext.
-  #tag (stream: Buffer, mask: number, aad: Uint8Array, out: Uint8Array, start: number, end: number): void {
-    const state = this.#state
-    const lengths = this.#lengths
-    if (!this.#aad.equals(aad)) {
-      this.#aadState.fill(0)
-      ghash(this.#table, this.#aadState, aad, 0, aad.length)
-      this.#aad = Buffer.from(aad)
-    }
-    state.set(this.#aadState)
-    ghash(this.#table, state, out, start, end)
-    // The lengths in bits, as two 64-bit numbers.
-    writeWord(lengths, 0, Math.floor(aad.length / 0x20000000))
-    writeWord(lengths, 4, aad.length * 8)
-    writeWord(lengths, 8, Math.floor((end - start) / 0x20000000))
-    writeWord(lengths, 12, (end - start) * 8)
-    ghash(this.#table, state, lengths, 0, BLOCK)
-    for (let word = 0; word < 4; word++) writeWord(out, end + word * 4, state[word])
-    for (let i = 0; i < GCM_TAG_BYTES; i++) out[end + i] ^= stream[mask + i]
+  #hashAad (code: GcmCode, aad: Uint8Array): void {
+    const heap = code.heap
+    const padded = Math.ceil(aad.length / BLOCK) * BLOCK
+    heap.fill(0, AAD_STATE, AAD_STATE + BLOCK)
+    heap.fill(0, DATA, DATA + padded)
+    heap.set(aad, DATA)
+    code.ghash(AAD_STATE, DATA, DATA + padded)
+    this.#aad = Buffer.from(aad)
+  }
+
+  #sealWithOpenSsl (prefix: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): string {
+    const nonce = randomBytes(GCM_NONCE_BYTES)
+    const cipher = createCipheriv('aes-256-gcm', this.#secret, nonce, TAG_LENGTH)
+    cipher.setAAD(aad)
+    const ciphertext = cipher.update(plaintext)
+    cipher.final()
+    return Buffer.concat([prefix, nonce, ciphertext, cipher.getAuthTag()]).toString('base64url')
   }
 }
 
 // A batch's counter blocks with the nonces left zero, for refills to fill in.
 function batchCounters (): Int32Array {
-  const counters = new Int32Array(BATCH_NONCES * BATCH_SLOT / 4)
+  const counters = new Int32Array(BATCH_NONCES * STREAM_SLOT / 4)
   const bytes = Buffer.from(counters.buffer)
   const unset = new Uint8Array(GCM_NONCE_BYTES)
-  for (let slot = 0; slot < BATCH_NONCES; slot++) counterBlocks(unset, bytes, slot * BATCH_SLOT, BATCH_BLOCKS)
+  for (let slot = 0; slot < BATCH_NONCES; slot++) counterBlocks(unset, bytes, slot * STREAM_SLOT, BATCH_BLOCKS)
   return counters
 }
 
@@ -206,54 +220,6 @@ function counterBlocks (nonce: Uint8Array, out: Buffer, at: number, blocks: numb
     for (let i = 0; i < GCM_NONCE_BYTES; i++) out[start + i] = nonce[i]
     writeWord(out, start + GCM_NONCE_BYTES, block + 1)
   }
-}
-
-/**
- * GHASH (state = (state ^ block)·H for each 16-byte block, the last one padded with zeros)
- * over bytes[start, end). One function with the product in locals: measured twice as fast
- * as a call per block.
- */
-function ghash (table: Int32Array, state: Int32Array, bytes: Uint8Array, start: number, end: number): void {
-  let x0 = state[0]
-  let x1 = state[1]
-  let x2 = state[2]
-  let x3 = state[3]
-  for (let block = start; block < end; block += BLOCK) {
-    if (block + BLOCK <= end) {
-      x0 ^= readWord(bytes, block)
-      x1 ^= readWord(bytes, block + 4)
-      x2 ^= readWord(bytes, block + 8)
-      x3 ^= readWord(bytes, block + 12)
-    } else {
-      x0 ^= paddedWord(bytes, block, end)
-      x1 ^= paddedWord(bytes, block + 4, end)
-      x2 ^= paddedWord(bytes, block + 8, end)
-      x3 ^= paddedWord(bytes, block + 12, end)
-    }
-    let z0 = 0
-    let z1 = 0
-    let z2 = 0
-    let z3 = 0
-    // One table entry per nibble of the block: 8 per word, 64 table words per position.
-    for (let shift = 28, entry = 0; shift >= 0; shift -= 4, entry += 64) {
-      const a = entry + ((x0 >>> shift) & 15) * 4
-      const b = entry + 512 + ((x1 >>> shift) & 15) * 4
-      const c = entry + 1024 + ((x2 >>> shift) & 15) * 4
-      const d = entry + 1536 + ((x3 >>> shift) & 15) * 4
-      z0 ^= table[a] ^ table[b] ^ table[c] ^ table[d]
-      z1 ^= table[a + 1] ^ table[b + 1] ^ table[c + 1] ^ table[d + 1]
-      z2 ^= table[a + 2] ^ table[b + 2] ^ table[c + 2] ^ table[d + 2]
-      z3 ^= table[a + 3] ^ table[b + 3] ^ table[c + 3] ^ table[d + 3]
-    }
-    x0 = z0
-    x1 = z1
-    x2 = z2
-    x3 = z3
-  }
-  state[0] = x0
-  state[1] = x1
-  state[2] = x2
-  state[3] = x3
 }
 
 function writeWord (bytes: Uint8Array, at: number, word: number): void {

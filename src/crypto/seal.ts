@@ -38,19 +38,21 @@ export function checkSealArguments (context: unknown, plaintext: unknown): void 
   }
 }
 
-// The authenticated data of the last key id and context: nearly every call has the same
-// (the cookie name), and building it anew would cost a tenth of a seal. Process-wide on
-// purpose: it depends on nothing but its two inputs, and is replaced whole.
-let lastAad = { id: -1, context: '', bytes: Buffer.alloc(0) }
+// The authenticated data of the last key id and context, and the header it starts with:
+// nearly every call has the same (the cookie name), and building them anew would cost a
+// tenth of a seal. Process-wide on purpose: they depend on nothing but their two inputs,
+// and are replaced whole.
+interface Authenticated { id: number, context: string, bytes: Buffer, header: Buffer }
+let last: Authenticated = { id: -1, context: '', bytes: Buffer.alloc(0), header: Buffer.alloc(0) }
 
-function additionalData (id: number, context: string): Buffer {
-  if (lastAad.id === id && lastAad.context === context) return lastAad.bytes
+function authenticated (id: number, context: string): Authenticated {
+  if (last.id === id && last.context === context) return last
   const bytes = Buffer.allocUnsafe(HEADER_BYTES + Buffer.byteLength(context))
   bytes[0] = FORMAT_VERSION
   bytes.writeUInt32BE(id, 1)
   bytes.write(context, HEADER_BYTES)
-  lastAad = { id, context, bytes }
-  return bytes
+  last = { id, context, bytes, header: bytes.subarray(0, HEADER_BYTES) }
+  return last
 }
 
 /** Encrypts `plaintext` under the ring's current key, bound to `context`; returns base64url text. */
@@ -58,11 +60,8 @@ export function seal (ring: KeyRing, context: string, plaintext: string | Uint8A
   checkSealArguments(context, plaintext)
   const { id, key } = ring.current
   const bytes = typeof plaintext === 'string' ? Buffer.from(plaintext, 'utf8') : plaintext
-  const out = Buffer.allocUnsafe(SEAL_OVERHEAD + bytes.length)
-  out[0] = FORMAT_VERSION
-  out.writeUInt32BE(id, 1)
-  key.seal(additionalData(id, context), bytes, out, HEADER_BYTES, BODY_START)
-  return out.toString('base64url')
+  const { header, bytes: aad } = authenticated(id, context)
+  return key.seal(header, aad, bytes)
 }
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
@@ -84,7 +83,7 @@ function decode (text: unknown): Buffer | undefined {
 }
 
 function open (key: GcmKey, id: number, sealed: Buffer, context: string): Buffer | undefined {
-  return key.open(sealed.subarray(HEADER_BYTES, BODY_START), additionalData(id, context), sealed.subarray(BODY_START))
+  return key.open(sealed.subarray(HEADER_BYTES, BODY_START), authenticated(id, context).bytes, sealed.subarray(BODY_START))
 }
 
 function failure (reason: UnsealFailure): Unsealed {
