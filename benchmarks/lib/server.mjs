@@ -249,13 +249,15 @@ app.get('/dump', async (request) => {
 })
 
 // Requests begun and not yet over (answered or cut off), and requests begun in the window.
+// Counted as each request arrives, before any hook: a hook after a session plugin's async
+// onRequest could subscribe to 'close' after a cut-off connection had already closed, and
+// that request would stay in flight for ever (every window then waited out settled()).
 let inFlight = 0
 let begun = 0
-app.addHook('onRequest', (request, reply, done) => {
+app.server.on('request', (request, response) => {
   inFlight++
   begun++
-  reply.raw.once('close', () => { inFlight-- })
-  done()
+  response.once('close', () => { inFlight-- })
 })
 
 // When the load stops, up to one request per connection is still under way: its queries
