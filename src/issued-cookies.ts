@@ -11,6 +11,12 @@ export function bucketOf (cookie: string, mask: number): number {
   return ((key >>> 16) ^ key) & mask
 }
 
+/** A cookie found among those issued: a copy of its payload, and how many times it came back. */
+export interface IssuedCookie {
+  payload: Buffer
+  returns: number
+}
+
 /**
  * The plaintexts of the sealed cookies one registration issued lately. A browser sends a
  * cookie it was just given on its next request; found here, that cookie costs no AES-GCM
@@ -30,6 +36,8 @@ export class IssuedCookies {
   #payloads: Int32Array
   #ends: Int32Array
   #bucketOf: Int32Array
+  // Per slot: how many times its cookie came back.
+  #returns: Int32Array
   #bytes: Buffer | undefined
   #capacity: number
   #oldest = 0
@@ -44,6 +52,7 @@ export class IssuedCookies {
     this.#payloads = new Int32Array(slots)
     this.#ends = new Int32Array(slots)
     this.#bucketOf = new Int32Array(slots)
+    this.#returns = new Int32Array(slots)
     this.#capacity = bytes
   }
 
@@ -51,18 +60,35 @@ export class IssuedCookies {
     return this.#count
   }
 
-  /** A copy of the payload `cookie` was sealed from, or undefined when it is not kept. */
-  get (cookie: string): Buffer | undefined {
-    const slot = this.#buckets[bucketOf(cookie, this.#buckets.length - 1)] - 1
+  /**
+   * A copy of the payload `cookie` was sealed from, with how many times it came back (this
+   * time included), or undefined when it is not kept.
+   */
+  get (cookie: string): IssuedCookie | undefined {
+    const slot = this.#find(cookie)
     if (slot < 0) return undefined
     const bytes = this.#bytes as Buffer
-    const start = this.#starts[slot]
     const payload = this.#payloads[slot]
-    if (payload - start !== cookie.length || bytes.toString('latin1', start, payload) !== cookie) return undefined
     // A copy: the ring's bytes are overwritten while the request may still read them.
     const copy = Buffer.allocUnsafe(this.#ends[slot] - payload)
     bytes.copy(copy, 0, payload, this.#ends[slot])
-    return copy
+    return { payload: copy, returns: ++this.#returns[slot] }
+  }
+
+  /** Stops answering for `cookie` (its bytes stay until their turn to go). */
+  forget (cookie: string): void {
+    const slot = this.#find(cookie)
+    if (slot >= 0) this.#buckets[this.#bucketOf[slot]] = 0
+  }
+
+  // The slot of `cookie`, or -1.
+  #find (cookie: string): number {
+    const slot = this.#buckets[bucketOf(cookie, this.#buckets.length - 1)] - 1
+    if (slot < 0) return -1
+    const start = this.#starts[slot]
+    const payload = this.#payloads[slot]
+    const same = payload - start === cookie.length && (this.#bytes as Buffer).toString('latin1', start, payload) === cookie
+    return same ? slot : -1
   }
 
   /** Keeps `payload` as what `cookie` (base64url, so one byte a character) was sealed from. */
@@ -81,6 +107,7 @@ export class IssuedCookies {
     this.#payloads[slot] = start + cookie.length
     this.#ends[slot] = start + length
     this.#bucketOf[slot] = bucket
+    this.#returns[slot] = 0
     this.#buckets[bucket] = slot + 1
     this.#count++
     this.#at = start + length

@@ -24,6 +24,9 @@ function copyOf (session: SealedSession): SealedSession {
   return { id: session.id, data: { ...session.data }, createdAt: session.createdAt, lastActive: session.lastActive }
 }
 
+// Returns of an issued cookie after which it is kept with its decoded session.
+const KEEP_AFTER_RETURNS = 3
+
 // A stateless session has no stored versions: every commit simply succeeds.
 const SEALED_VERSION = 1
 
@@ -105,10 +108,20 @@ export class CookieBackend implements Backend {
     })
   }
 
-  // Issued under the current key by this registration: no need to open it.
+  // Issued under the current key by this registration: no need to open it. A cookie that
+  // keeps coming back (reads between writes) moves to the recent cookies, which keep its
+  // decoded session; one that comes back once or twice before the next write replaces it (a
+  // browser's page after a write) is decoded each time (keeping those cost more than it saved).
   #reissued (cookie: string): OpenedCookie | undefined {
-    const payload = this.#issued.get(cookie)
-    return payload === undefined ? undefined : { payload, current: true, kept: false, flat: undefined }
+    const found = this.#issued.get(cookie)
+    if (found === undefined) return undefined
+    const kept = found.returns >= KEEP_AFTER_RETURNS
+    const entry = { payload: found.payload, current: true, kept, flat: undefined }
+    if (kept) {
+      this.#opened.add(cookie, entry)
+      this.#issued.forget(cookie)
+    }
+    return entry
   }
 
   #open (cookie: string): MaybePromise<OpenedCookie | string> {

@@ -1,7 +1,7 @@
 /**
  * The two loops of sealing that JavaScript runs slowly, GHASH and the XOR with the keystream,
- * as a small WebAssembly module written out here opcode by opcode (no toolchain, no binary
- * file: the bytes below are the whole source). GHASH in JavaScript took 1,840 instructions
+ * as a small WebAssembly module written out here opcode by opcode (no toolchain and no binary
+ * file: the functions below emit every byte of it). GHASH in JavaScript took 1,840 instructions
  * per 16-byte block, most of them bounds checks and spills around its 32-bit table words;
  * here the same table walk on 64-bit words takes about 330 (callgrind).
  *
@@ -9,7 +9,7 @@
  * runs synchronously, so the scratch areas are never seen half-written.
  */
 
-/** GHASH's table, as in NIST SP 800-38D's 4-bit method: entry (p, n) = n·H·x^(4p), 16 bytes each. */
+/** GHASH's table, 4 bits of the multiplier at a time: entry (p, n) = n·H·x^(4p), 16 bytes each. */
 export const TABLE = 0
 const TABLE_BYTES = 32 * 16 * 16
 /** The GHASH state sealing works on. */
@@ -19,7 +19,9 @@ export const AAD_STATE = STATE + 16
 /** A batch's keystreams: per nonce, E(J0) then the keystream for the first 256 bytes. */
 export const STREAMS = AAD_STATE + 16
 export const STREAM_SLOT = 17 * 16
-const STREAMS_BYTES = 64 * STREAM_SLOT
+/** Nonces in a batch. */
+export const STREAM_SLOTS = 64
+const STREAMS_BYTES = STREAM_SLOTS * STREAM_SLOT
 /** Longest plaintext (and authenticated data) sealed here; longer ones go to OpenSSL. */
 export const MAX_BYTES = 16 * 1024
 /** Where a sealed value is written: up to 16 bytes of header, the nonce, the ciphertext, the tag. */

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, randomFillSync, type Cipher, type KeyObject } from 'node:crypto'
-import { AAD_STATE, gcmCode, LONG_STREAM, MAX_BYTES, OUT, STREAM_SLOT, STREAMS, TABLE, type GcmCode } from './gcm-code'
+import { AAD_STATE, gcmCode, LONG_STREAM, MAX_BYTES, OUT, STREAM_SLOT, STREAM_SLOTS, STREAMS, TABLE, type GcmCode } from './gcm-code'
 
 const BLOCK = 16
 export const GCM_NONCE_BYTES = 12
@@ -10,7 +10,7 @@ const TAG_LENGTH = { authTagLength: GCM_TAG_BYTES }
 // its first 256 bytes: one AES call and one call to the random generator per 64 seals
 // (each call costs about as much as the rest of a small seal). Every nonce is 96 fresh
 // random bits, handed out once; a longer value gets the rest of its keystream on demand.
-const BATCH_NONCES = 64
+const BATCH_NONCES = STREAM_SLOTS
 const BATCH_BLOCKS = STREAM_SLOT / BLOCK
 /** The longest header `seal()` writes before the nonce. */
 export const MAX_PREFIX = 16

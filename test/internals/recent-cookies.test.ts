@@ -114,3 +114,26 @@ t.test('a sealed cookie is opened once, then later requests skip the AES', async
   for (let i = 0; i < 3; i++) t.equal(await loaded(other.load(forge(cookie))), 'authentication failed')
   t.equal(two.openings.count, 4, 'a forged cookie is tried every time: it never gets in')
 })
+
+t.test('an issued cookie that keeps coming back is decoded no more after its third return', async (t) => {
+  const options = resolveOptions({ secret: SECRET, store: new CookieStore() })
+  const store = new CookieStore()
+  const decodes = { count: 0 }
+  const codec: Pick<CookieStore, 'stateless' | 'maxCookieBytes' | 'encode' | 'decode'> = {
+    stateless: true,
+    maxCookieBytes: store.maxCookieBytes,
+    encode: (session) => store.encode(session),
+    decode: (payload) => { decodes.count++; return store.decode(payload) }
+  }
+  const { sealer, openings } = countingSealer(options)
+  const backend = new CookieBackend(options, codec as CookieStore, sealer)
+  const cookie = await backend.issue(newState({ n: 1 }))
+  const data: unknown[] = []
+  for (let i = 0; i < 6; i++) data.push(await loaded(backend.load(cookie)))
+  t.same(data, Array(6).fill({ n: 1 }))
+  t.equal(decodes.count, 3, 'decoded on its first three returns, then kept decoded')
+  t.equal(openings.count, 0, 'never opened')
+  const other = await backend.issue(newState({ list: [1, 2] }))
+  for (let i = 0; i < 5; i++) t.same(await loaded(backend.load(other)), { list: [1, 2] })
+  t.equal(decodes.count, 8, 'a session of more than primitives is decoded every time, as before')
+})
