@@ -133,6 +133,16 @@ t.test('GcmKey seals byte for byte as node:crypto on every path, with or without
   }
 })
 
+t.test('a key makes its WebAssembly instance on its first seal, once, and never for opening', async (t) => {
+  let made = 0
+  const key = new GcmKey(randomBytes(32), () => { made++; return gcmCode() })
+  const header = randomBytes(5)
+  key.open(randomBytes(12), header, randomBytes(40))
+  t.equal(made, 0, 'opening makes none')
+  for (let i = 0; i < 3; i++) key.seal(header, header, randomBytes(20))
+  t.equal(made, 1)
+})
+
 t.test('without WebAssembly, or when an instance cannot be made, there is no code and sealing goes to OpenSSL', async (t) => {
   t.equal(gcmCode(null), undefined)
   const failing = { Module: class { constructor () { throw new RangeError('out of memory') } }, Instance: class {} }

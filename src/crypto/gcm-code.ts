@@ -13,7 +13,7 @@
 export const TABLE = 0
 const TABLE_BYTES = 32 * 16 * 16
 /** The GHASH state sealing works on. */
-export const STATE = TABLE + TABLE_BYTES
+const STATE = TABLE + TABLE_BYTES
 /** GHASH of the authenticated data, kept while it repeats. */
 export const AAD_STATE = STATE + 16
 /** A batch's keystreams: per nonce, E(J0) then the keystream for the first 256 bytes. */
