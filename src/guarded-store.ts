@@ -12,10 +12,12 @@ const ACTION: Record<StoreOperation, string> = { get: 'read', set: 'write', touc
 /** Why a record is not one the plugin can use; undefined when it is. */
 function recordFault (record: unknown): string | undefined {
   if (record === null || typeof record !== 'object') return 'not an object'
-  const { data, version, createdAt, expiresAt } = record as Partial<SessionRecord>
+  const { data, version, createdAt, expiresAt, user } = record as Partial<SessionRecord>
   if (data === null || typeof data !== 'object' || Array.isArray(data)) return 'data is not an object'
   if (!Number.isSafeInteger(version) || (version as number) < 1) return 'version is not a positive integer'
   if (!Number.isFinite(createdAt) || !Number.isFinite(expiresAt)) return 'times are not numbers'
+  // The user digest is compared with revocation stamps and filed under: a string or nothing.
+  if (user !== undefined && typeof user !== 'string') return 'user is not a string'
   return undefined
 }
 

@@ -37,7 +37,11 @@ t.test('a record the store returns in a shape the plugin cannot use gives a fres
     'version -1': { data: { a: 1 }, version: -1, ...times },
     'version 1.5': { data: { a: 1 }, version: 1.5, ...times },
     'version "1"': { data: { a: 1 }, version: '1', ...times },
-    'version missing': { data: { a: 1 }, ...times }
+    'version missing': { data: { a: 1 }, ...times },
+    'createdAt missing': { data: { a: 1 }, version: 1, expiresAt: now + 1e6 },
+    'expiresAt a string': { data: { a: 1 }, version: 1, createdAt: now, expiresAt: String(now + 1e6) },
+    'user a number': { data: { a: 1 }, version: 1, ...times, user: 42 },
+    'user an object': { data: { a: 1 }, version: 1, ...times, user: { id: 'x' } }
   }
   for (const [name, record] of Object.entries(records)) {
     t.test(name, async (t) => {
