@@ -38,8 +38,10 @@ export const CONTENDERS = {
   'secure-session': { label: '@fastify/secure-session', serverSide: false },
   // Not a configuration to run, and not in the default set: see lib/server.mjs.
   'sessions-cookie-sodium': { label: 'diagnostic: CookieStore on libsodium', serverSide: false, diagnostic: true },
-  // Another build's CookieStore (--previous <dist>), for before/after figures in one run.
-  'sessions-cookie-previous': { label: 'CookieStore, previous build', serverSide: false, diagnostic: true }
+  // Another build's stores (--previous <dist>), for before/after figures in one run.
+  'sessions-cookie-previous': { label: 'CookieStore, previous build', serverSide: false, diagnostic: true },
+  'sessions-memory-previous': { label: 'MemoryStore, previous build', serverSide: true, diagnostic: true },
+  'sessions-redis-previous': { label: 'RedisStore, previous build', serverSide: true, redis: true, diagnostic: true }
 }
 
 const SCENARIOS = {
@@ -79,9 +81,9 @@ const { values: args } = parseArgs({
 if (args.help) {
   console.log(`npm run bench -- [options]
   --contenders  comma list of ${Object.keys(CONTENDERS).join(', ')} (bare is always added;
-                sessions-cookie-sodium and sessions-cookie-previous are diagnostics,
+                sessions-cookie-sodium and the *-previous ones are diagnostics,
                 run only when named)
-  --previous    the dist/ directory of another build, for sessions-cookie-previous
+  --previous    the dist/ directory of another build, for the *-previous contenders
   --scenarios   comma list of ${Object.keys(SCENARIOS).join(', ')}
   --duration    seconds per measured run (default 5)
   --rounds      rounds; each figure is the median over them (default 3)

@@ -41,9 +41,9 @@ function sessionDir () {
 }
 
 // The library under test, from the build output (CommonJS: module.exports is the plugin);
-// another build's for sessions-cookie-previous.
+// another build's for the *-previous diagnostics.
 async function sessions (app, options) {
-  const dist = contender === 'sessions-cookie-previous' ? `${process.env.PREVIOUS_DIST}/index.js` : '../../dist/index.js'
+  const dist = contender.endsWith('-previous') ? `${process.env.PREVIOUS_DIST}/index.js` : '../../dist/index.js'
   const { default: fastifySessions } = await import(dist)
   await app.register(fastifySessions, { secret: SECRET, ...options(fastifySessions) })
 }
@@ -103,6 +103,7 @@ const setups = {
   'sessions-memory': { api: fastifySessionsApi, register: (app) => sessions(app, (lib) => ({ store: new lib.MemoryStore() })) },
   'sessions-cookie': { api: fastifySessionsApi, register: (app) => sessions(app, (lib) => ({ store: new lib.CookieStore() })) },
   'sessions-cookie-previous': { api: fastifySessionsApi, register: (app) => sessions(app, (lib) => ({ store: new lib.CookieStore() })) },
+  'sessions-memory-previous': { api: fastifySessionsApi, register: (app) => sessions(app, (lib) => ({ store: new lib.MemoryStore() })) },
   'sessions-cookie-sodium': {
     api: fastifySessionsApi,
     async register (app) {
@@ -115,6 +116,13 @@ const setups = {
     async register (app) {
       const client = await redisClient()
       await sessions(app, (lib) => ({ store: new lib.RedisStore({ client, prefix: 'bench:fs:' }) }))
+    }
+  },
+  'sessions-redis-previous': {
+    api: fastifySessionsApi,
+    async register (app) {
+      const client = await redisClient()
+      await sessions(app, (lib) => ({ store: new lib.RedisStore({ client, prefix: 'bench:fp:' }) }))
     }
   },
   'sessions-postgres': {
