@@ -8,7 +8,8 @@ import type { MaybePromise } from './maybe-promise'
  */
 export class KeyedQueue {
   #tails = new Map<string, Promise<unknown>>()
-  // Tasks of each key queued or running.
+  // Tasks of each key queued or running, for keys with two or more: a key with a tail and
+  // no count has one. Most tasks run alone, and then cost this Map nothing.
   #counts = new Map<string, number>()
   #onIdle: (key: string) => void
 
@@ -22,11 +23,9 @@ export class KeyedQueue {
     const result = previous === undefined ? start(task) : previous.then(task, task)
     const tail = result.then(noop, noop)
     this.#tails.set(key, tail)
-    this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1)
+    if (previous !== undefined) this.#counts.set(key, (this.#counts.get(key) ?? 1) + 1)
     void tail.then(() => {
-      const left = (this.#counts.get(key) as number) - 1
-      if (left > 0) this.#counts.set(key, left)
-      else this.#counts.delete(key)
+      if (this.#counts.size > 0) this.#finished(key)
       if (this.#tails.get(key) !== tail) return
       this.#tails.delete(key)
       this.#onIdle(key)
@@ -36,7 +35,14 @@ export class KeyedQueue {
 
   /** Whether a task of `key` waits behind the one running. */
   waiting (key: string): boolean {
-    return (this.#counts.get(key) ?? 0) > 1
+    return this.#counts.has(key)
+  }
+
+  #finished (key: string): void {
+    const count = this.#counts.get(key)
+    if (count === undefined) return
+    if (count > 2) this.#counts.set(key, count - 1)
+    else this.#counts.delete(key)
   }
 
   /** Whether a task of `key` is queued or running. */

@@ -1,4 +1,4 @@
-/** Keys a `NewestVersions` remembers at most, least recently seen dropped first. */
+/** Keys a `NewestVersions` remembers (give or take two); those seen least recently are dropped first. */
 export const NEWEST_VERSION_KEYS = 1024
 
 /**
@@ -12,31 +12,37 @@ export const NEWEST_VERSION_KEYS = 1024
  * reused.)
  */
 export class NewestVersions {
-  #versions = new Map<string, number>()
-  #max: number
+  // Two generations: a key is written to the newer one only, and when that holds more than
+  // half the keys allowed, the older one is dropped whole. One Map write per sighting, where keeping
+  // one Map in order of use took a delete and a set, on every read and write of a session.
+  #recent = new Map<string, number>()
+  #older = new Map<string, number>()
+  #half: number
 
   constructor (max = NEWEST_VERSION_KEYS) {
-    this.#max = max
+    this.#half = Math.max(1, Math.floor(max / 2))
   }
 
   get (key: string): number | undefined {
-    return this.#versions.get(key)
+    return this.#recent.get(key) ?? this.#older.get(key)
   }
 
   /** Whether `version` is older than one seen: a compare-and-set expecting it cannot succeed. */
   outdated (key: string, version: number): boolean {
-    const newest = this.#versions.get(key)
+    const newest = this.get(key)
     return newest !== undefined && newest > version
   }
 
   /** Records `version` of `key`, as the store just gave or took it. */
   saw (key: string, version: number): void {
-    this.#versions.delete(key)
-    this.#versions.set(key, version)
-    if (this.#versions.size > this.#max) this.#versions.delete(this.#versions.keys().next().value as string)
+    this.#recent.set(key, version)
+    if (this.#recent.size <= this.#half) return
+    this.#older = this.#recent
+    this.#recent = new Map()
   }
 
   forget (key: string): void {
-    this.#versions.delete(key)
+    this.#recent.delete(key)
+    this.#older.delete(key)
   }
 }
