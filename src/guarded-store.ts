@@ -54,8 +54,9 @@ export class GuardedStore {
     return this.#call('get', () => this.#store.get(key), usable)
   }
 
-  set (key: string, record: SessionRecord, expectedVersion: number): Promise<boolean> {
-    return this.#call('set', () => this.#store.set(key, record, expectedVersion))
+  /** `then` sees the outcome before the promise settles: bookkeeping without a promise of its own. */
+  set (key: string, record: SessionRecord, expectedVersion: number, then?: (stored: boolean) => boolean): Promise<boolean> {
+    return this.#call('set', () => this.#store.set(key, record, expectedVersion), then)
   }
 
   destroy (key: string): Promise<void> {

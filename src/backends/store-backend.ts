@@ -114,12 +114,13 @@ export class StoreBackend implements Backend {
   compareAndSet (state: SessionState, record: SessionRecord, expected: number): Promise<boolean> {
     const key = keyOf(state)
     if (expected > 0 && this.#newest.outdated(key, expected)) return Promise.resolve(false)
-    const records = this.#records
-    const stored = records === undefined ? this.#store.set(key, record, expected) : records.seal(key, record).then((sealed) => this.#store.set(key, sealed, expected))
-    return stored.then((done) => {
+    const written = (done: boolean): boolean => {
       if (done) this.#written(key, record)
       return done
-    })
+    }
+    const records = this.#records
+    if (records === undefined) return this.#store.set(key, record, expected, written)
+    return records.seal(key, record).then((sealed) => this.#store.set(key, sealed, expected, written))
   }
 
   touch (state: SessionState, expiresAt: number): Promise<boolean> {
