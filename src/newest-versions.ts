@@ -1,4 +1,4 @@
-/** Keys a `NewestVersions` remembers (give or take two); those seen least recently are dropped first. */
+/** Keys a `NewestVersions` remembers at most (plus two); at least the half of them seen last stay. */
 export const NEWEST_VERSION_KEYS = 1024
 
 /**
