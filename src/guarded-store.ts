@@ -54,9 +54,9 @@ export class GuardedStore {
     return this.#call('get', () => this.#store.get(key), usable)
   }
 
-  /** `then` sees the outcome before the promise settles: bookkeeping without a promise of its own. */
-  set (key: string, record: SessionRecord, expectedVersion: number, then?: (stored: boolean) => boolean): Promise<boolean> {
-    return this.#call('set', () => this.#store.set(key, record, expectedVersion), then)
+  /** `noted` sees the outcome before the promise settles: bookkeeping without a promise of its own. */
+  set (key: string, record: SessionRecord, expectedVersion: number, noted?: (stored: boolean) => boolean): Promise<boolean> {
+    return this.#call('set', () => this.#store.set(key, record, expectedVersion), noted)
   }
 
   destroy (key: string): Promise<void> {

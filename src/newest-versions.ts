@@ -13,8 +13,8 @@ export const NEWEST_VERSION_KEYS = 1024
  */
 export class NewestVersions {
   // Two generations: a key is written to the newer one only, and when that holds more than
-  // half the keys allowed, the older one is dropped whole. One Map write per sighting, where keeping
-  // one Map in order of use took a delete and a set, on every read and write of a session.
+  // half the keys allowed, the older one is dropped whole. One Map write per sighting, where
+  // keeping one Map in order of use took a delete and a set, on every read and write.
   #recent = new Map<string, number>()
   #older = new Map<string, number>()
   #half: number
