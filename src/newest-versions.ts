@@ -1,4 +1,4 @@
-/** Keys a `NewestVersions` remembers at most (plus two); at least the half of them seen last stay. */
+/** Keys a `NewestVersions` remembers: at most this many plus one, and always the half plus one seen last. */
 export const NEWEST_VERSION_KEYS = 1024
 
 /**

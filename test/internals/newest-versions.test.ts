@@ -19,3 +19,18 @@ t.test('NewestVersions keeps the newest version of the most recent keys', async 
   newest.forget('a')
   t.equal(newest.outdated('a', 1), false, 'forgotten')
 })
+
+t.test('NewestVersions remembers the half plus one seen last, and never more than the limit plus one', async (t) => {
+  const max = 8
+  const newest = new NewestVersions(max)
+  const counts = new Set<number>()
+  for (let i = 0; i < 100; i++) {
+    newest.saw(`k${i}`, 1)
+    const remembered = Array.from({ length: i + 1 }, (_, j) => newest.get(`k${j}`) !== undefined)
+    const count = remembered.filter(Boolean).length
+    const first = remembered.indexOf(true)
+    t.ok(remembered.slice(first).every(Boolean), `after ${i + 1}: the remembered keys are the last ones seen`)
+    if (i >= max) counts.add(count)
+  }
+  t.same([Math.min(...counts), Math.max(...counts)], [max / 2 + 1, max + 1])
+})
